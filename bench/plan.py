@@ -1,0 +1,234 @@
+"""Plans: a preset (TOML) plus CLI overrides expand into cells, the unit of measurement and of failure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from bench.catalogue import get_backbone
+from bench.errors import UsageError
+from bench.runtimes import DEVICES, PRECISIONS, SPARSITIES, get_runtime
+
+SUITES = ("params", "latency", "throughput")
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement. `batch`/`seq_len` are 0 for suites that have no shape (params)."""
+
+    backbone: str
+    runtime: str
+    precision: str
+    sparsity: str
+    device: str
+    suite: str
+    batch: int = 0
+    seq_len: int = 0
+    task: str | None = None
+
+    @property
+    def label(self) -> str:
+        shape = f" b{self.batch} s{self.seq_len}" if self.batch else ""
+        return (f"{self.backbone} {self.runtime} {self.precision} {self.sparsity} {self.device} "
+                f"{self.suite}{shape}")
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    seq_lens: tuple[int, ...] = (32, 128, 384)
+    warmup_iters: int = 3
+    warmup_s: float = 1.0
+    min_iters: int = 20
+    min_time_s: float = 5.0
+    max_time_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ThroughputSettings:
+    seq_len: int = 128
+    batches: tuple[int, ...] = (1, 8, 32)
+    warmup_iters: int = 1
+    warmup_s: float = 0.0
+    min_iters: int = 3
+    min_time_s: float = 3.0
+    max_time_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Matrix:
+    backbones: tuple[str, ...] = ("minilm-l6-h384", "bert-base-uncased")
+    runtimes: tuple[str, ...] = ("torch",)
+    precisions: tuple[str, ...] = ("fp32",)
+    sparsities: tuple[str, ...] = ("dense",)
+    devices: tuple[str, ...] = ("cpu",)
+    suites: tuple[str, ...] = SUITES
+
+
+@dataclass(frozen=True)
+class Plan:
+    matrix: Matrix = field(default_factory=Matrix)
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    throughput: ThroughputSettings = field(default_factory=ThroughputSettings)
+    threads: int = 0  # 0: one per physical core
+    timeout_s: float = 900.0
+    seed: int = 0
+    name: str = "custom"
+
+    def cells(self) -> list[Cell]:
+        return expand(self)
+
+    def settings(self) -> dict:
+        return {"latency": asdict(self.latency), "throughput": asdict(self.throughput),
+                "threads": self.threads, "timeout_s": self.timeout_s, "seed": self.seed}
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_preset(name_or_path: str) -> Plan:
+    """A preset by name (bench/presets/NAME.toml) or a path to a TOML file of the same shape."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise UsageError(f"unknown preset {name_or_path!r}; choose from: {', '.join(list_presets())}"
+                             " or give a .toml file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UsageError(f"preset file {path} not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from exc
+    return plan_from_dict(data, name=path.stem, where=str(path))
+
+
+def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> Plan:
+    known = {"matrix", "latency", "throughput", "run"}
+    unknown = set(data) - known
+    if unknown:
+        raise UsageError(f"{where}: unknown section(s) {sorted(unknown)}; allowed: {sorted(known)}")
+    run = _section(data, "run", where)
+    extra = set(run) - {"threads", "timeout_s", "seed"}
+    if extra:
+        raise UsageError(f"{where}: unknown key(s) in [run]: {sorted(extra)}")
+    plan = Plan(
+        matrix=_build(Matrix, _section(data, "matrix", where), f"{where} [matrix]"),
+        latency=_build(LatencySettings, _section(data, "latency", where), f"{where} [latency]"),
+        throughput=_build(ThroughputSettings, _section(data, "throughput", where), f"{where} [throughput]"),
+        threads=_int(run.get("threads", 0), f"{where} [run] threads", minimum=0),
+        timeout_s=_num(run.get("timeout_s", 900.0), f"{where} [run] timeout_s"),
+        seed=_int(run.get("seed", 0), f"{where} [run] seed", minimum=0),
+        name=name,
+    )
+    validate(plan)
+    return plan
+
+
+def _section(data: dict, key: str, where: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def _build(cls, values: dict, where: str):
+    """Dataclass from a TOML table with type checks: lists become tuples, numbers must be positive."""
+    defaults = {f.name: getattr(cls(), f.name) for f in fields(cls)}
+    unknown = set(values) - set(defaults)
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
+    out = {}
+    for key, value in values.items():
+        default = defaults[key]
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not value:
+                raise UsageError(f"{where}: {key} must be a non-empty list")
+            kind = type(default[0]) if default else str
+            if kind is int:
+                out[key] = tuple(_int(v, f"{where}: {key}", minimum=1) for v in value)
+            else:
+                if not all(isinstance(v, str) for v in value):
+                    raise UsageError(f"{where}: {key} must be a list of strings")
+                out[key] = tuple(value)
+        elif isinstance(default, float):
+            out[key] = _num(value, f"{where}: {key}")
+        else:
+            out[key] = _int(value, f"{where}: {key}", minimum=0)
+    return cls(**out)
+
+
+def _int(value, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _num(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
+        raise UsageError(f"{where} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def with_overrides(plan: Plan, **matrix: tuple[str, ...] | None) -> Plan:
+    """Replace matrix axes given on the command line; None leaves the preset's value."""
+    given = {k: tuple(v) for k, v in matrix.items() if v}
+    new = replace(plan, matrix=replace(plan.matrix, **given))
+    validate(new)
+    return new
+
+
+def validate(plan: Plan) -> None:
+    """Every name must exist, and every requested value must occur in at least one runnable cell."""
+    m = plan.matrix
+    for b in m.backbones:
+        get_backbone(b)
+    for r in m.runtimes:
+        get_runtime(r)
+    for axis, values, allowed in (("precision", m.precisions, PRECISIONS), ("device", m.devices, DEVICES),
+                                  ("sparsity", m.sparsities, SPARSITIES), ("suite", m.suites, SUITES)):
+        for v in values:
+            if v not in allowed:
+                raise UsageError(f"unknown {axis} {v!r}; choose from: {', '.join(allowed)}")
+    combos = [(r, p, d, s) for r in m.runtimes for p in m.precisions for d in m.devices for s in m.sparsities
+              if get_runtime(r).supports(p, d, s)]
+    for axis, index, values in (("precision", 1, m.precisions), ("device", 2, m.devices),
+                                ("sparsity", 3, m.sparsities), ("runtime", 0, m.runtimes)):
+        for v in values:
+            if not any(c[index] == v for c in combos):
+                valid = ", ".join(f"{r}:{d}:{'/'.join(get_runtime(r).precisions.get(d, ()))}"
+                                  for r in m.runtimes for d in m.devices)
+                raise UsageError(f"no runnable cell has {axis} {v!r} with the selected runtimes/devices/"
+                                 f"precisions; supported runtime:device:precisions are {valid}")
+
+
+def expand(plan: Plan) -> list[Cell]:
+    """Cross product of the matrix, unsupported combinations dropped, shapes from the suite settings."""
+    m, cells = plan.matrix, []
+    for b in m.backbones:
+        backbone = get_backbone(b).name
+        for r in m.runtimes:
+            rt = get_runtime(r)
+            for d in m.devices:
+                for p in m.precisions:
+                    for s in m.sparsities:
+                        if not rt.supports(p, d, s):
+                            continue
+                        base = Cell(backbone, r, p, s, d, "params")
+                        for suite in m.suites:
+                            if suite == "params":
+                                cells.append(base)
+                            elif suite == "latency":
+                                cells += [replace(base, suite=suite, batch=1, seq_len=n)
+                                          for n in plan.latency.seq_lens]
+                            elif suite == "throughput":
+                                cells += [replace(base, suite=suite, batch=bs, seq_len=plan.throughput.seq_len)
+                                          for bs in plan.throughput.batches]
+    return cells

@@ -1,0 +1,56 @@
+"""What each runtime can do, declared without importing it, so plans are validated in any environment."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+from bench.errors import UsageError
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+DEVICES = ("cpu", "cuda")
+SPARSITIES = ("dense",)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    adapter: str  # "module:Class" under adapters/
+    extra: str  # pip extra that installs it
+    requires: tuple[str, ...]  # importable modules the adapter needs
+    precisions: dict[str, tuple[str, ...]]  # device -> supported precisions
+    sparsities: tuple[str, ...] = SPARSITIES
+
+    def supports(self, precision: str, device: str, sparsity: str) -> bool:
+        return precision in self.precisions.get(device, ()) and sparsity in self.sparsities
+
+    def missing_modules(self) -> list[str]:
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def require(self) -> None:
+        """One-line error when the framework is not installed in this environment."""
+        missing = self.missing_modules()
+        if missing:
+            raise UsageError(f"runtime {self.name!r} needs {', '.join(missing)}: install the "
+                             f"'{self.extra}' extra (see README) or run it in its nox environment")
+
+    def load_adapter_class(self):
+        self.require()
+        module, cls = self.adapter.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+RUNTIMES: dict[str, Runtime] = {
+    r.name: r
+    for r in (
+        Runtime("torch", "adapters.torch_hf:TorchHFAdapter", "torch", ("torch", "transformers"),
+                {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "bf16")}),
+    )
+}
+
+
+def get_runtime(name: str) -> Runtime:
+    if name not in RUNTIMES:
+        raise UsageError(f"unknown runtime {name!r}; choose from: {', '.join(RUNTIMES)}")
+    return RUNTIMES[name]
