@@ -44,6 +44,10 @@ class Artifact:
         return json.loads((self.path / "config.json").read_text())
 
     @classmethod
+    def from_summary(cls, summary: dict) -> Artifact:
+        return cls(**(summary | {"path": Path(summary["path"])}))
+
+    @classmethod
     def load(cls, path: str | Path) -> Artifact:
         path = Path(path)
         try:
@@ -130,7 +134,9 @@ def _build_random(backbone: Backbone, seed: int, out: Path) -> dict:
     build_random_checkpoint(backbone.config, seed, out)
     _copy_tokenizer(_package_dir(TOKENIZER_PACKAGE), out)
     own = backbone.config["vocab_size"] == 30522 and backbone.model_type != "albert"
-    note = "bert-base-uncased WordPiece" + ("" if own else f" (stand-in; ids clamped to {backbone.config['vocab_size']})")
+    note = "bert-base-uncased WordPiece"
+    if not own:
+        note += f" (stand-in; ids clamped to {backbone.config['vocab_size']})"
     return {"seed": seed, "tokenizer": note}
 
 

@@ -181,12 +181,13 @@ def with_overrides(plan: Plan, **matrix: tuple[str, ...] | None) -> Plan:
     """Replace matrix axes given on the command line; None leaves the preset's value."""
     given = {k: tuple(v) for k, v in matrix.items() if v}
     new = replace(plan, matrix=replace(plan.matrix, **given))
-    validate(new)
+    validate(new, strict_axes=tuple(given))
     return new
 
 
-def validate(plan: Plan) -> None:
-    """Every name must exist, and every requested value must occur in at least one runnable cell."""
+def validate(plan: Plan, strict_axes: tuple[str, ...] | None = None) -> None:
+    """Every name must exist, and every value of a strict axis (all axes of a preset; the axes given on
+    the command line for overrides) must occur in at least one runnable cell."""
     m = plan.matrix
     for b in m.backbones:
         get_backbone(b)
@@ -199,14 +200,19 @@ def validate(plan: Plan) -> None:
                 raise UsageError(f"unknown {axis} {v!r}; choose from: {', '.join(allowed)}")
     combos = [(r, p, d, s) for r in m.runtimes for p in m.precisions for d in m.devices for s in m.sparsities
               if get_runtime(r).supports(p, d, s)]
-    for axis, index, values in (("precision", 1, m.precisions), ("device", 2, m.devices),
-                                ("sparsity", 3, m.sparsities), ("runtime", 0, m.runtimes)):
-        for v in values:
+    for axis, field_name, index in (("precision", "precisions", 1), ("device", "devices", 2),
+                                    ("sparsity", "sparsities", 3), ("runtime", "runtimes", 0)):
+        if strict_axes is not None and field_name not in strict_axes:
+            continue
+        for v in getattr(m, field_name):
             if not any(c[index] == v for c in combos):
                 valid = ", ".join(f"{r}:{d}:{'/'.join(get_runtime(r).precisions.get(d, ()))}"
                                   for r in m.runtimes for d in m.devices)
                 raise UsageError(f"no runnable cell has {axis} {v!r} with the selected runtimes/devices/"
                                  f"precisions; supported runtime:device:precisions are {valid}")
+    if not combos:
+        raise UsageError("no runnable cell: no selected runtime supports the selected precision/device/"
+                         "sparsity combinations")
 
 
 def expand(plan: Plan) -> list[Cell]:

@@ -91,7 +91,7 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
 
 
 def _run_in_subprocess(cell: Cell, artifact: Artifact, settings: dict, threads: int, timeout_s: float) -> dict:
-    spec = {"cell": asdict(cell), "artifact_path": str(artifact.path), "settings": settings, "threads": threads}
+    spec = {"cell": asdict(cell), "artifact": artifact.summary(), "settings": settings, "threads": threads}
     with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
         spec_path.write_text(json.dumps(spec))

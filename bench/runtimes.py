@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 
 from bench.errors import UsageError
@@ -50,7 +51,20 @@ RUNTIMES: dict[str, Runtime] = {
 }
 
 
+def register(runtime: Runtime) -> None:
+    """Add a runtime (plugins and tests: modules named in BENCH_PLUGINS are imported at start-up, in the
+    runner and in every cell's worker process)."""
+    RUNTIMES[runtime.name] = runtime
+
+
 def get_runtime(name: str) -> Runtime:
     if name not in RUNTIMES:
         raise UsageError(f"unknown runtime {name!r}; choose from: {', '.join(RUNTIMES)}")
     return RUNTIMES[name]
+
+
+for _plugin in filter(None, (p.strip() for p in os.environ.get("BENCH_PLUGINS", "").split(","))):
+    try:
+        importlib.import_module(_plugin)
+    except ImportError as _exc:
+        raise UsageError(f"BENCH_PLUGINS: cannot import {_plugin!r} ({_exc})") from _exc

@@ -29,7 +29,7 @@ def run_cell(spec: dict) -> dict:
     adapter = None
     try:
         adapter = get_runtime(cell.runtime).load_adapter_class()()
-        adapter.load(Artifact.load(spec["artifact_path"]), Variant(cell.precision, cell.sparsity), cell.device,
+        adapter.load(Artifact.from_summary(spec["artifact"]), Variant(cell.precision, cell.sparsity), cell.device,
                      Options(threads=spec["threads"]))
         result = get_suite(cell.suite).run(adapter, cell, spec["settings"])
         return {"status": "ok", "metrics": result.metrics, "samples": result.samples,

@@ -1,0 +1,39 @@
+"""A framework-free test runtime whose cells misbehave on purpose, selected by precision:
+fp32 works, fp16 aborts the process, bf16 hangs, int8 raises inside "the framework"."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from adapters.base import BaseAdapter, Batch, ParamCounts
+from bench.runtimes import Runtime, register
+
+
+class FaultAdapter(BaseAdapter):
+    name = "fault"
+
+    def load(self, artifact, variant, device, options):
+        self._load_tokenizer(artifact)
+        self.mode = variant.precision
+        if self.mode == "fp16":
+            os.abort()
+        if self.mode == "int8":
+            raise RuntimeError("simulated framework error")
+
+    def forward(self, batch: Batch) -> np.ndarray:
+        if self.mode == "bf16":
+            time.sleep(3600)
+        return np.zeros((*batch.shape, 4), dtype=np.float32)
+
+    def parameters(self) -> ParamCounts:
+        return ParamCounts(10, 10, 8, 40)
+
+    def info(self) -> dict:
+        return {"mode": self.mode}
+
+
+register(Runtime("fault", "tests.fault_adapter:FaultAdapter", "test", (),
+                 {"cpu": ("fp32", "fp16", "bf16", "int8")}))
