@@ -9,6 +9,9 @@ def build_random_checkpoint(config: dict, seed: int, out: Path) -> None:
     """Initialise the HF base model from its config with `seed` and save config.json + model.safetensors."""
     import torch
     from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     cfg = dict(config)
     model_type = cfg.pop("model_type")
