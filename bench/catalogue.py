@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.weights import read_header
 
 # Published configs (HF `config.json` fields) of the reference checkpoints named in `hub_id`.
 _BERT_BASE = {
@@ -117,7 +118,10 @@ def _local_backbone(path: Path) -> Backbone:
         raise UsageError(f"{path / 'config.json'}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or "model_type" not in config:
         raise UsageError(f"{path / 'config.json'}: no model_type, not an HF config")
-    if not any(path.glob("*.safetensors")):
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
         raise UsageError(f"{path}: no *.safetensors weights (pickled checkpoints are not loaded)")
+    for w in weights:
+        read_header(w)
     return Backbone(str(path.resolve()), config, f"local:{path.resolve()}", str(path.resolve()),
                     description=f"local directory {path}")

@@ -1,4 +1,5 @@
-"""`bench` command line: list, run, report. Bad input exits 2 with one line naming the valid choices."""
+"""`bench` command line: list, run, report, compare, baseline, export. Bad input exits 2 with one line naming the
+valid choices; `compare` exits 1 on a regression."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from bench import __version__
 from bench.errors import UsageError
 
 DEFAULT_OUT = Path("bench-results")
+DEFAULT_BASELINES = Path("results") / "baselines"  # relative to the working directory (nox runs in the repo)
 
 
 def _csv(kind):
@@ -48,11 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a plan: every cell in its own subprocess, records to --out")
     run.add_argument("--preset", default="default", help="preset name or .toml file (default: default)")
     run.add_argument("--backbones", type=_csv(str), help="comma list; catalogue names or local HF dirs")
-    run.add_argument("--runtimes", type=_csv(str), help="comma list, e.g. torch")
-    run.add_argument("--precisions", type=_csv(str), help="comma list of fp32,fp16,bf16,int8")
-    run.add_argument("--sparsities", type=_csv(str), help="comma list, e.g. dense")
+    run.add_argument("--runtimes", type=_csv(str),
+                     help="comma list of torch,onnxruntime,deepsparse,mxnet,mxnet-deploy (default: the preset's "
+                     "runtimes that are installed in this environment)")
+    run.add_argument("--precisions", type=_csv(str), help="comma list of fp32,fp16,bf16,int8,int8-static")
+    run.add_argument("--sparsities", type=_csv(str), help="comma list of dense,pruned80,pruned90")
     run.add_argument("--devices", type=_csv(str), help="comma list of cpu,cuda")
-    run.add_argument("--suites", type=_csv(str), help="comma list of params,latency,throughput")
+    run.add_argument("--suites", type=_csv(str), help="comma list of params,latency,throughput,parity,glue")
     run.add_argument("--seq-lens", type=_csv(_positive_int), help="latency sequence lengths, e.g. 32,128,384")
     run.add_argument("--batches", type=_csv(_positive_int), help="throughput batch sizes, e.g. 1,8,32")
     run.add_argument("--threads", type=_positive_int, help="threads per cell (default: physical cores)")
@@ -64,14 +68,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="tables from one or more result directories or records files")
     rep.add_argument("inputs", nargs="+", type=Path)
-    rep.add_argument("--out", type=Path, required=True, help="directory for report.md and report.csv")
+    rep.add_argument("--out", type=Path, required=True,
+                     help="directory for report.md/.csv, leaderboard.md/.csv/.html and pareto.png/.svg")
+    rep.add_argument("--budget", type=_percent, default=1.0,
+                     help="accuracy budget of the recommendation: max relative drop in %% (default 1)")
+
+    cmp = sub.add_parser("compare", help="regression gate: NEW vs BASE; exit 0 ok, 1 regression, 2 bad input",
+                         description="Match cells of NEW to BASE (same cell and machine), compare medians and "
+                         "test the raw samples (Mann-Whitney U); a regression is beyond its threshold AND "
+                         "significant. Exit 0: no regression, 1: regression, 2: usage or data error.")
+    cmp.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                     help="BASE then NEW: result directories or records files (with --baseline: NEW only)")
+    cmp.add_argument("--baseline", action="store_true",
+                     help="BASE is the stored baseline of the machine(s) NEW ran on (see `bench baseline`)")
+    cmp.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
+                     help=f"baseline store (default: {DEFAULT_BASELINES})")
+    cmp.add_argument("--thresholds", type=Path, help="TOML: [default] and [[override]] tables (see bench/gate.py)")
+    cmp.add_argument("--latency-threshold", type=_percent, metavar="PCT", help="%% slower that counts (default 5)")
+    cmp.add_argument("--throughput-threshold", type=_percent, metavar="PCT",
+                     help="%% lower throughput that counts (default 5)")
+    cmp.add_argument("--accuracy-threshold", type=_percent, metavar="POINTS",
+                     help="accuracy points lower that count (default 1)")
+    cmp.add_argument("--alpha", type=float, help="significance level of the Mann-Whitney U test (default 0.01)")
+    cmp.add_argument("--allow-cross-machine", action="store_true",
+                     help="compare results from different machines (timings are then not comparable)")
+    cmp.add_argument("--all", action="store_true", help="print every row, also those within threshold")
+    cmp.add_argument("--markdown", type=Path, help="also write the full diff table to this file")
+
+    base = sub.add_parser("baseline", help="store results as this machine's baseline for `bench compare --baseline`")
+    base.add_argument("inputs", nargs="+", type=Path)
+    base.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
+                      help=f"baseline store (default: {DEFAULT_BASELINES}); one <machine>/records.jsonl each")
+
+    exp = sub.add_parser("export", help="records in another tool's format (pytest-benchmark JSON)")
+    exp.add_argument("inputs", nargs="+", type=Path)
+    exp.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")
+    exp.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    exp.add_argument("--machine", help="export only this machine's records (required when inputs mix machines)")
     return p
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # progress lines reach nox/CI logs as they happen
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args)
+        return {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
+                "baseline": cmd_baseline, "export": cmd_export}[args.command](args)
     except UsageError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
@@ -105,11 +158,19 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     from bench.environment import has_cuda_gpu
-    from bench.plan import load_preset, with_overrides
+    from bench.plan import load_preset, validate, with_overrides
     from bench.runtimes import get_runtime
 
     plan = load_preset(args.preset)
-    plan = with_overrides(plan, backbones=args.backbones, runtimes=args.runtimes, precisions=args.precisions,
+    runtimes = args.runtimes
+    if runtimes is None:  # a preset spans environments: run the part this one can run
+        installed = tuple(r for r in plan.matrix.runtimes if not get_runtime(r).missing_modules())
+        absent = [r for r in plan.matrix.runtimes if r not in installed]
+        if not installed:
+            get_runtime(absent[0]).require()  # one line naming the extra to install
+        if absent:
+            runtimes = installed
+    plan = with_overrides(plan, backbones=args.backbones, runtimes=runtimes, precisions=args.precisions,
                           sparsities=args.sparsities, devices=args.devices, suites=args.suites)
     if args.seq_lens:
         plan = replace(plan, latency=replace(plan.latency, seq_lens=args.seq_lens))
@@ -121,11 +182,15 @@ def cmd_run(args) -> int:
         if not args.timeout > 0:
             raise UsageError("--timeout must be > 0 seconds")
         plan = replace(plan, timeout_s=args.timeout)
+    validate(plan, strict_axes=())  # shapes and timeouts changed above; axes were checked by with_overrides
     if args.devices and "cuda" in args.devices and not has_cuda_gpu():
         raise UsageError("--devices cuda: no CUDA GPU on this machine (nvidia-smi finds none); use cpu")
     for name in plan.matrix.runtimes:
         get_runtime(name).require()
     cells = plan.cells()
+    if args.runtimes is None and runtimes:  # only once the plan is known to be valid: errors stay one line
+        print(f"bench: not installed here, skipping runtimes {', '.join(absent)} (their nox environments run "
+              "them; pass --runtimes to insist)", file=sys.stderr)
     if args.dry_run:
         for c in cells:
             print(c.label)
@@ -172,18 +237,74 @@ def _result_line(cell, record) -> str:
         detail = f"{m['total'] / 1e6:.2f}M params, {m['bytes'] / 2**20:.1f} MiB"
     elif cell.suite == "latency":
         detail = f"p50 {m['p50_ms']:.2f} ms (cv {100 * m['cv']:.1f}%, n={m['n']})"
+    elif cell.suite == "parity":
+        detail = f"max |diff| {m['max_abs_diff']:.2g}, cosine {m['cosine']:.6f} vs torch fp32"
+    elif cell.suite == "glue":
+        detail = f"{cell.task} dev {m['metric']} {100 * m[m['metric']]:.2f} (n={m['n']})"
     else:
         detail = f"{m['sequences_per_s']:.1f} seq/s, {m['tokens_per_s']:.0f} tok/s"
     return f"  [green]ok[/] {cell.label}: {detail}"
 
 
 def cmd_report(args) -> int:
-    from bench import records, report
+    from bench import leaderboard, records, report
 
     recs = records.read_many(args.inputs)
-    paths = report.write(recs, args.out)
+    df = report.frame(recs)
+    paths = report.write(recs, args.out, df=df)
+    board = leaderboard.write(recs, args.out, budget_pct=args.budget, df=df)
     print(paths["md"].read_text())
     print(f"wrote {paths['md']} and {paths['csv']}")
+    print(f"wrote {board.md}, {board.csv}, {board.html}, {board.png} and {board.svg}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from bench import gate, records
+
+    if args.baseline and len(args.paths) != 1:
+        raise UsageError("compare --baseline takes one path (NEW); BASE is the stored baseline")
+    if not args.baseline and len(args.paths) != 2:
+        raise UsageError(f"compare takes BASE and NEW (got {len(args.paths)} paths); or --baseline NEW")
+    if args.alpha is not None and not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    rules = gate.load_rules(args.thresholds).with_defaults(
+        latency_pct=args.latency_threshold, throughput_pct=args.throughput_threshold,
+        accuracy_points=args.accuracy_threshold, alpha=args.alpha)
+    new = records.read_many([args.paths[-1]])
+    if args.baseline:
+        base = gate.load_baseline(args.baselines, gate.machines_of(new))
+    else:
+        base = records.read_many([args.paths[0]])
+    result = gate.compare(base, new, rules, allow_cross_machine=args.allow_cross_machine)
+    show_all = args.all or len(result.changes) <= gate.SHOW_ALL_UP_TO
+    print(result.markdown(show_all=show_all), end="")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(result.markdown(show_all=True), encoding="utf-8")
+    return result.exit_code
+
+
+def cmd_baseline(args) -> int:
+    from bench import gate, records
+
+    stored = gate.store_baseline(records.read_many(args.inputs), args.baselines)
+    for machine, (path, count, not_ok) in stored.items():
+        note = f" ({not_ok} not ok: they gate nothing until they pass)" if not_ok else ""
+        print(f"baseline for machine {machine}: {count} cells{note} → {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from bench import interop, records
+
+    recs = records.read_many(args.inputs)
+    if args.machine:
+        recs = [r for r in recs if (r.environment or {}).get("machine") == args.machine]
+        if not recs:
+            raise UsageError(f"no records from machine {args.machine!r} in the inputs")
+    n = interop.write_pytest_benchmark(recs, args.out)
+    print(f"wrote {n} benchmarks to {args.out}; view with: pytest-benchmark compare {args.out}")
     return 0
 
 

@@ -8,20 +8,9 @@ Matches torch's FlopCounterMode on every catalogue backbone (tests/test_flops.py
 
 from __future__ import annotations
 
-import json
 import re
-import struct
-from pathlib import Path
 
 _QUERY = re.compile(r"(\.query\.weight|\.q_lin\.weight)$")
-
-
-def safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    """Tensor shapes from a safetensors header, reading no tensor data."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
 
 
 def forward_flops(shapes: dict[str, list[int]], config: dict, batch: int, seq_len: int) -> int:

@@ -12,7 +12,7 @@ from bench.catalogue import get_backbone
 from bench.errors import UsageError
 from bench.runtimes import DEVICES, PRECISIONS, SPARSITIES, get_runtime
 
-SUITES = ("params", "latency", "throughput")
+SUITES = ("params", "latency", "throughput", "parity", "glue")
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
@@ -33,8 +33,9 @@ class Cell:
     @property
     def label(self) -> str:
         shape = f" b{self.batch} s{self.seq_len}" if self.batch else ""
+        task = f" {self.task}" if self.task else ""
         return (f"{self.backbone} {self.runtime} {self.precision} {self.sparsity} {self.device} "
-                f"{self.suite}{shape}")
+                f"{self.suite}{task}{shape}")
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -62,6 +63,15 @@ class ThroughputSettings:
 
 
 @dataclass(frozen=True)
+class GlueSettings:
+    """Dev-set evaluation of the glue suite (fine-tuning hyper-parameters live in bench/glue/hparams.toml)."""
+
+    batch_size: int = 32
+    max_length: int = 128
+    sparsities: tuple[str, ...] = ()  # sparsities that get glue cells (each is a sparse-transfer run); () = all
+
+
+@dataclass(frozen=True)
 class Matrix:
     backbones: tuple[str, ...] = ("minilm-l6-h384", "bert-base-uncased")
     runtimes: tuple[str, ...] = ("torch",)
@@ -69,6 +79,23 @@ class Matrix:
     sparsities: tuple[str, ...] = ("dense",)
     devices: tuple[str, ...] = ("cpu",)
     suites: tuple[str, ...] = SUITES
+    tasks: tuple[str, ...] = ()  # GLUE tasks of the glue suite (bench/glue/tasks.py names); other suites: none
+
+
+@dataclass(frozen=True)
+class RuntimeScope:
+    """A preset's [runtime.NAME] table: narrows the matrix for one runtime (e.g. fewer suites for a slow
+    one). Each listed axis keeps only the values also in the matrix, so command-line overrides still apply."""
+
+    precisions: tuple[str, ...] | None = None
+    sparsities: tuple[str, ...] | None = None
+    suites: tuple[str, ...] | None = None
+    seq_lens: tuple[int, ...] | None = None  # latency sequence lengths
+    batches: tuple[int, ...] | None = None  # throughput batch sizes
+
+    def keep(self, axis: str, values: tuple) -> tuple:
+        allowed = getattr(self, axis)
+        return values if allowed is None else tuple(v for v in values if v in allowed)
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,8 @@ class Plan:
     matrix: Matrix = field(default_factory=Matrix)
     latency: LatencySettings = field(default_factory=LatencySettings)
     throughput: ThroughputSettings = field(default_factory=ThroughputSettings)
+    glue: GlueSettings = field(default_factory=GlueSettings)
+    scopes: dict[str, RuntimeScope] = field(default_factory=dict)  # runtime name -> narrowing
     threads: int = 0  # 0: one per physical core
     timeout_s: float = 900.0
     seed: int = 0
@@ -85,7 +114,7 @@ class Plan:
         return expand(self)
 
     def settings(self) -> dict:
-        return {"latency": asdict(self.latency), "throughput": asdict(self.throughput),
+        return {"latency": asdict(self.latency), "throughput": asdict(self.throughput), "glue": asdict(self.glue),
                 "threads": self.threads, "timeout_s": self.timeout_s, "seed": self.seed}
 
 
@@ -111,7 +140,7 @@ def load_preset(name_or_path: str) -> Plan:
 
 
 def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> Plan:
-    known = {"matrix", "latency", "throughput", "run"}
+    known = {"matrix", "latency", "throughput", "glue", "run", "runtime"}
     unknown = set(data) - known
     if unknown:
         raise UsageError(f"{where}: unknown section(s) {sorted(unknown)}; allowed: {sorted(known)}")
@@ -123,13 +152,39 @@ def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> P
         matrix=_build(Matrix, _section(data, "matrix", where), f"{where} [matrix]"),
         latency=_build(LatencySettings, _section(data, "latency", where), f"{where} [latency]"),
         throughput=_build(ThroughputSettings, _section(data, "throughput", where), f"{where} [throughput]"),
+        glue=_build(GlueSettings, _section(data, "glue", where), f"{where} [glue]"),
         threads=_int(run.get("threads", 0), f"{where} [run] threads", minimum=0),
         timeout_s=_num(run.get("timeout_s", 900.0), f"{where} [run] timeout_s"),
         seed=_int(run.get("seed", 0), f"{where} [run] seed", minimum=0),
+        scopes=_scopes(_section(data, "runtime", where), where),
         name=name,
     )
     validate(plan)
     return plan
+
+
+def _scopes(tables: dict, where: str) -> dict[str, RuntimeScope]:
+    out = {}
+    for runtime, values in tables.items():
+        get_runtime(runtime)
+        if not isinstance(values, dict):
+            raise UsageError(f"{where}: [runtime.{runtime}] must be a table")
+        unknown = set(values) - {f.name for f in fields(RuntimeScope)}
+        if unknown:
+            raise UsageError(f"{where}: unknown key(s) in [runtime.{runtime}]: {sorted(unknown)}; allowed: "
+                             f"{sorted(f.name for f in fields(RuntimeScope))}")
+        parsed = {}
+        for key, value in values.items():
+            if not isinstance(value, list) or not value:
+                raise UsageError(f"{where}: [runtime.{runtime}] {key} must be a non-empty list")
+            if key in ("seq_lens", "batches"):
+                parsed[key] = tuple(_int(v, f"{where}: [runtime.{runtime}] {key}", minimum=1) for v in value)
+            elif not all(isinstance(v, str) for v in value):
+                raise UsageError(f"{where}: [runtime.{runtime}] {key} must be a list of strings")
+            else:
+                parsed[key] = tuple(value)
+        out[runtime] = RuntimeScope(**parsed)
+    return out
 
 
 def _section(data: dict, key: str, where: str) -> dict:
@@ -189,16 +244,31 @@ def validate(plan: Plan, strict_axes: tuple[str, ...] | None = None) -> None:
     """Every name must exist, and every value of a strict axis (all axes of a preset; the axes given on
     the command line for overrides) must occur in at least one runnable cell."""
     m = plan.matrix
+    seq_lens = set(plan.latency.seq_lens) | {plan.throughput.seq_len}
     for b in m.backbones:
-        get_backbone(b)
+        limit = get_backbone(b).config.get("max_position_embeddings", 512)
+        too_long = sorted(n for n in seq_lens if n > limit)
+        if too_long:
+            raise UsageError(f"sequence length {too_long[0]} exceeds {b}'s max_position_embeddings ({limit})")
+    if min(seq_lens) < 2:
+        raise UsageError("sequence lengths must be >= 2 ([CLS] and [SEP] alone take two tokens)")
     for r in m.runtimes:
         get_runtime(r)
+    _validate_glue(plan)
     for axis, values, allowed in (("precision", m.precisions, PRECISIONS), ("device", m.devices, DEVICES),
                                   ("sparsity", m.sparsities, SPARSITIES), ("suite", m.suites, SUITES)):
         for v in values:
             if v not in allowed:
                 raise UsageError(f"unknown {axis} {v!r}; choose from: {', '.join(allowed)}")
-    combos = [(r, p, d, s) for r in m.runtimes for p in m.precisions for d in m.devices for s in m.sparsities
+    for r, sc in plan.scopes.items():
+        get_runtime(r)
+        for axis, values, allowed in (("precision", sc.precisions, PRECISIONS),
+                                      ("sparsity", sc.sparsities, SPARSITIES), ("suite", sc.suites, SUITES)):
+            for v in values or ():
+                if v not in allowed:
+                    raise UsageError(f"[runtime.{r}]: unknown {axis} {v!r}; choose from: {', '.join(allowed)}")
+    combos = [(r, p, d, s) for r in m.runtimes for p in _scope(plan, r).keep("precisions", m.precisions)
+              for d in m.devices for s in _scope(plan, r).keep("sparsities", m.sparsities)
               if get_runtime(r).supports(p, d, s)]
     for axis, field_name, index in (("precision", "precisions", 1), ("device", "devices", 2),
                                     ("sparsity", "sparsities", 3), ("runtime", "runtimes", 0)):
@@ -215,26 +285,51 @@ def validate(plan: Plan, strict_axes: tuple[str, ...] | None = None) -> None:
                          "sparsity combinations")
 
 
+def _validate_glue(plan: Plan) -> None:
+    from bench.glue.tasks import get_task
+
+    for t in plan.matrix.tasks:
+        get_task(t)
+    if set(plan.matrix.suites) == {"glue"} and not plan.matrix.tasks:
+        raise UsageError("suite glue needs GLUE tasks: [matrix] tasks = [\"mrpc\", ...]")
+    for s in plan.glue.sparsities:
+        if s not in SPARSITIES:
+            raise UsageError(f"[glue] sparsities: unknown sparsity {s!r}; choose from: {', '.join(SPARSITIES)}")
+
+
+def _scope(plan: Plan, runtime: str) -> RuntimeScope:
+    return plan.scopes.get(runtime) or RuntimeScope()
+
+
 def expand(plan: Plan) -> list[Cell]:
-    """Cross product of the matrix, unsupported combinations dropped, shapes from the suite settings."""
+    """Cross product of the matrix (narrowed per runtime by [runtime.NAME]), unsupported combinations
+    dropped, shapes from the suite settings."""
     m, cells = plan.matrix, []
     for b in m.backbones:
         backbone = get_backbone(b).name
         for r in m.runtimes:
-            rt = get_runtime(r)
+            rt, scope = get_runtime(r), _scope(plan, r)
             for d in m.devices:
-                for p in m.precisions:
-                    for s in m.sparsities:
+                for p in scope.keep("precisions", m.precisions):
+                    for s in scope.keep("sparsities", m.sparsities):
                         if not rt.supports(p, d, s):
                             continue
                         base = Cell(backbone, r, p, s, d, "params")
-                        for suite in m.suites:
-                            if suite == "params":
-                                cells.append(base)
+                        for suite in scope.keep("suites", m.suites):
+                            if suite in ("params", "parity"):
+                                cells.append(replace(base, suite=suite))
                             elif suite == "latency":
                                 cells += [replace(base, suite=suite, batch=1, seq_len=n)
-                                          for n in plan.latency.seq_lens]
+                                          for n in scope.keep("seq_lens", plan.latency.seq_lens)]
                             elif suite == "throughput":
                                 cells += [replace(base, suite=suite, batch=bs, seq_len=plan.throughput.seq_len)
-                                          for bs in plan.throughput.batches]
+                                          for bs in scope.keep("batches", plan.throughput.batches)]
+                            elif suite == "glue" and s in (plan.glue.sparsities or (s,)):
+                                cells += [replace(base, suite=suite, task=_task_name(t)) for t in m.tasks]
     return cells
+
+
+def _task_name(name: str) -> str:
+    from bench.glue.tasks import get_task
+
+    return get_task(name).name

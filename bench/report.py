@@ -7,16 +7,19 @@ peak the harness measured on the same machine in the same run.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench.output import atomic_write, markdown_text
+from bench.plan import Cell
 from bench.records import Record
 
 ROW = ["backbone", "runtime", "precision", "sparsity", "device"]
 REFERENCE_SEQ = 128
+CELL_FIELDS = tuple(f.name for f in fields(Cell))
 
 
 def frame(records: list[Record]) -> pd.DataFrame:
@@ -24,9 +27,9 @@ def frame(records: list[Record]) -> pd.DataFrame:
     rows = []
     for r in records:
         env = r.environment or {}
-        rows.append(asdict(r.cell) | {
+        rows.append({f: getattr(r.cell, f) for f in CELL_FIELDS} | {
             "status": r.status, "reason": r.reason, "finished": r.finished or "",
-            "pretrained": bool(r.artifact.get("pretrained")), "machine": env.get("machine"),
+            "pretrained": bool(r.artifact.get("pretrained")), "machine": env.get("machine") or "unknown",
             "cpu": (env.get("cpu") or {}).get("model"), "threads": (r.settings or {}).get("threads"),
             "peak_gflops": (env.get("gemm_peak") or {}).get("gflops"),
         } | {f"m.{k}": v for k, v in r.metrics.items() if not isinstance(v, dict | list)})
@@ -65,10 +68,16 @@ def comparison(df: pd.DataFrame) -> pd.DataFrame:
             ref.get((m, b, d), np.nan) / v if pd.notna(v) else np.nan
             for (m, b, _r, _p, _s, d), v in lat.items()]
         gflops = _metric(df, "latency", "gflops_per_s", seq_len=ref_seq, batch=1)
-        peak = df.drop_duplicates("machine").set_index("machine")["peak_gflops"]
+        peak = pd.to_numeric(df.drop_duplicates("machine").set_index("machine")["peak_gflops"], errors="coerce")
         table[f"gflops_s{ref_seq}"] = gflops
         table["%_of_peak"] = [100 * g / peak.get(idx[0], np.nan) if pd.notna(g) else np.nan
                               for idx, g in gflops.reindex(table.index).items()]
+    parity = df[(df.suite == "parity") & (df.status == "ok")]
+    if not parity.empty:
+        table["max_abs_diff"] = _metric(df, "parity", "max_abs_diff")
+        table["cosine"] = _metric(df, "parity", "cosine")
+        if "m.agreement" in parity and parity["m.agreement"].notna().any():
+            table["agreement_%"] = 100 * _metric(df, "parity", "agreement")
     tput = df[(df.suite == "throughput") & (df.status == "ok")]
     if not tput.empty:
         best = tput.sort_values("m.sequences_per_s").groupby(["machine", *ROW]).tail(1).set_index(
@@ -76,15 +85,35 @@ def comparison(df: pd.DataFrame) -> pd.DataFrame:
         table["best_seq_per_s"] = best["m.sequences_per_s"]
         table["best_tok_per_s"] = best["m.tokens_per_s"]
         table["at_batch"] = best["batch"].astype("Int64")
+    glue_columns(df, table)
     counts = df.groupby(["machine", *ROW])["status"].value_counts().unstack(fill_value=0)
-    table["cells"] = [", ".join(f"{int(n)} {s}" for s, n in counts.loc[i].items() if n) for i in table.index]
+    statuses = {i: ", ".join(f"{int(n)} {s}" for s, n in zip(counts.columns, row, strict=True) if n)
+                for i, row in zip(counts.index, counts.to_numpy(), strict=True)}
+    table["cells"] = [statuses.get(i, "") for i in table.index]
     table["pretrained"] = table["pretrained"].map({True: "yes", False: "no (random)"})
     return table.reset_index()
 
 
+def glue_columns(df: pd.DataFrame, table: pd.DataFrame) -> None:
+    """Per GLUE task: its headline dev metric in points, and the drop (points) from the same backbone's torch
+    fp32 dense row on the same machine and device, so accuracy sits next to latency and throughput."""
+    sel = df[(df.suite == "glue") & (df.status == "ok")] if "task" in df else df.iloc[0:0]
+    for task in sorted(sel.task.dropna().unique()):
+        rows = sel[sel.task == task]
+        metric = rows["m.metric"].dropna().iloc[0] if "m.metric" in rows else "accuracy"
+        if f"m.{metric}" not in rows:
+            continue
+        values = 100 * rows.set_index(["machine", *ROW])[f"m.{metric}"].astype(float)
+        ref = {(m, b, d): v for (m, b, r, p, s, d), v in values.items()
+               if r == "torch" and p == "fp32" and s == "dense"}
+        table[f"{task}_{metric}"] = values
+        table[f"{task}_drop"] = [ref.get((m, b, d), np.nan) - v
+                                 for (m, b, _r, _p, _s, d), v in table[f"{task}_{metric}"].items()]
+
+
 def problems(df: pd.DataFrame) -> pd.DataFrame:
     bad = df[df.status != "ok"]
-    return bad[[*ROW, "suite", "batch", "seq_len", "status", "reason"]].reset_index(drop=True)
+    return bad[[*ROW, "suite", "task", "batch", "seq_len", "status", "reason"]].reset_index(drop=True)
 
 
 def environment_lines(records: list[Record]) -> list[str]:
@@ -107,34 +136,57 @@ def environment_lines(records: list[Record]) -> list[str]:
     return lines
 
 
-def write(records: list[Record], out_dir: Path, title: str = "backbone-bench report") -> dict[str, Path]:
+def write(records: list[Record], out_dir: Path, title: str = "backbone-bench report",
+          df: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write report.md and report.csv (and problems.csv when any cell did not pass)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = frame(records)
+    df = frame(records) if df is None else df
     table = comparison(df)
     bad = problems(df)
     paths = {"csv": out_dir / "report.csv", "md": out_dir / "report.md"}
-    _atomic_write(paths["csv"], table.to_csv(index=False, float_format="%.4g"))
+    atomic_write(paths["csv"], table.to_csv(index=False, float_format="%.4g"))
     shown = table.drop(columns=["machine"]) if table["machine"].nunique() == 1 else table
-    md = [f"# {title}", "", *environment_lines(records), "",
-          shown.to_markdown(index=False, floatfmt=".3g"), "", COLUMN_HELP]
+    md = [f"# {title}", "", *map(markdown_text, environment_lines(records)), "",
+          markdown_table(shown), "", COLUMN_HELP]
     if not bad.empty:
-        md += ["", "## Cells that did not produce numbers", "", bad.to_markdown(index=False)]
-    _atomic_write(paths["md"], "\n".join(md) + "\n")
+        md += ["", "## Cells that did not produce numbers", "", markdown_table(bad)]
+    atomic_write(paths["md"], "\n".join(md) + "\n")
     return paths
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """DataFrame → Markdown with every text cell escaped. Cells are formatted here (numbers right-aligned,
+    blanks for missing) so tabulate need not guess column types, which is slow on big tables."""
+    cols, align = {}, []
+    for name in df.columns:
+        col = df[name]
+        numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+        align.append("right" if numeric else "left")
+        cols[markdown_text(name)] = [_cell(v, floatfmt, numeric) for v in col.tolist()]
+    if not len(df):
+        return pd.DataFrame(columns=list(cols)).to_markdown(index=False)
+    from tabulate import tabulate
+
+    return tabulate(cols, headers="keys", tablefmt="pipe", disable_numparse=True, colalign=align)
+
+
+def _cell(value, floatfmt: str, numeric: bool) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return ""
+    if numeric and isinstance(value, float):
+        return format(value, floatfmt)
+    return markdown_text(value)
 
 
 COLUMN_HELP = """Columns: `pretrained` no = seeded random weights (speed and size only, never accuracy);
 `params_M` parameters as the runtime holds them (millions); `weights_MB` their storage at that precision;
-`nonzero_%` share of nonzero parameters; `p50_ms_sN` median batch-1 latency at sequence length N;
+`nonzero_%` share of nonzero parameters (pruned80/pruned90: 80/90% of the encoder's Linear weights are
+zero, embeddings are kept); `p50_ms_sN` median batch-1 latency at sequence length N;
 `cv_%` coefficient of variation of those samples; `speedup` torch fp32 dense latency / this row's (same
 backbone, device, sequence length); `gflops` achieved forward GFLOP/s at batch 1, and `%_of_peak` that as a
-share of the fp32 GEMM peak measured in the same run (INT8/bf16 rows can exceed 100%); `best_seq_per_s` /
+share of the fp32 GEMM peak measured in the same run (INT8/bf16 rows can exceed 100%); `max_abs_diff` /
+`cosine` this row's outputs vs torch fp32 outputs of the same weights on 16 real sentences (fp32 rows must stay
+within 1e-4), `agreement_%` predicted-class agreement for task heads; `best_seq_per_s` /
 `best_tok_per_s` best throughput over the batch sweep, `at_batch` the batch that gave it; `cells` cell
-statuses of the row."""
+statuses of the row. GLUE: `<task>_<metric>` the task's headline dev metric in points (accuracy; f1 for MRPC,
+mcc for CoLA, pearson for STS-B), `<task>_drop` points below the torch fp32 dense row (negative: higher)."""

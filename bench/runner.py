@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,13 +19,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import __version__
+from bench import __version__, exports
 from bench.artifacts import Artifact, ensure
 from bench.catalogue import get_backbone
 from bench.environment import apply_offline_env, describe, has_cuda_gpu
+from bench.glue.prepare import prepare as prepare_glue
 from bench.peak import gemm_peak_gflops
 from bench.plan import Cell, Plan
+from bench.pruning import for_sparsity
 from bench.records import RECORDS_FILE, Record, append, read
+from bench.runtimes import get_runtime
 from bench.worker import now
 
 STDERR_TAIL_LINES = 8
@@ -65,11 +69,13 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
     machine = environment["machine"]
     done = {r.run_key for r in read(records_path) if r.status != "failed"} if records_path.exists() else set()
     settings = plan.settings() | {"threads": threads}
-    artifacts = {name: ensure(get_backbone(name), plan.seed) for name in {c.backbone for c in plan.cells()}}
+    artifacts = prepare_artifacts(plan.cells(), plan.seed)
+    glue = prepare_glue(plan.cells(), plan.seed, threads)  # fine-tuned artifacts, or why a glue cell is skipped
     gpu = has_cuda_gpu()
     summary = RunSummary()
     for cell in plan.cells():
-        artifact = artifacts[cell.backbone]
+        prepared = glue.get(cell)
+        artifact = prepared.artifact if prepared else artifacts[cell.backbone, cell.sparsity]
         key = run_key(cell, artifact, machine)
         if key in done and not force:
             summary.resumed += 1
@@ -79,6 +85,8 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
         started = now()
         if cell.device == "cuda" and not gpu:
             fields = {"status": "skipped", "reason": "device cuda: no CUDA GPU on this machine (nvidia-smi)"}
+        elif prepared and prepared.reason:
+            fields = {"status": prepared.status, "reason": prepared.reason}
         else:
             fields = _run_in_subprocess(cell, artifact, settings, threads, plan.timeout_s)
         record = Record(cell=cell, artifact=artifact.summary(), settings=settings, environment=environment,
@@ -88,6 +96,29 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
         summary.add(record.status)
         notify("end", cell, record)
     return summary
+
+
+def needed_forms(cell: Cell) -> list[str]:
+    """Derived files a cell reads: its runtime's model file for the precision, the reference for parity."""
+    form = get_runtime(cell.runtime).form(cell.precision)
+    return ([form] if form else []) + ([exports.REFERENCE] if cell.suite == "parity" else [])
+
+
+def prepare_artifacts(cells: list[Cell], seed: int, check: bool = True) -> dict[tuple[str, str], Artifact]:
+    """The artifact of every (backbone, sparsity) in the plan: dense ones built or read from the cache, pruned
+    twins derived from them (numpy only, any environment). Derived model files a cell needs must be cached
+    or buildable here: otherwise the run stops before any cell, naming the environment to run first."""
+    cells = [c for c in cells if c.suite != "glue"]  # glue cells run fine-tuned artifacts (bench/glue/prepare.py)
+    dense = {name: ensure(get_backbone(name), seed) for name in dict.fromkeys(c.backbone for c in cells)}
+    artifacts = {(c.backbone, c.sparsity): None for c in cells}
+    for backbone, sparsity in artifacts:
+        artifacts[backbone, sparsity] = for_sparsity(dense[backbone], sparsity)
+    for cell in cells if check else ():
+        if cell.device == "cuda" and not has_cuda_gpu():
+            continue  # skipped without running: needs no files
+        for form in needed_forms(cell):
+            exports.require(artifacts[cell.backbone, cell.sparsity], form)
+    return artifacts
 
 
 def _run_in_subprocess(cell: Cell, artifact: Artifact, settings: dict, threads: int, timeout_s: float) -> dict:
@@ -111,9 +142,11 @@ def _run_in_subprocess(cell: Cell, artifact: Artifact, settings: dict, threads: 
 def _death(code: int) -> str:
     if code < 0:
         try:
-            return f"worker killed by {signal.Signals(-code).name}"
+            name = signal.Signals(-code).name
         except ValueError:
-            return f"worker killed by signal {-code}"
+            name = f"signal {-code}"
+        hint = " (out of memory, or killed from outside)" if -code == signal.SIGKILL else ""
+        return f"worker killed by {name}{hint}"
     return f"worker exited with code {code} without a result"
 
 
@@ -122,5 +155,13 @@ def _tail(stderr: str | bytes | None) -> str:
         return ""
     if isinstance(stderr, bytes):
         stderr = stderr.decode(errors="replace")
-    lines = [line for line in stderr.strip().splitlines() if line.strip()][-STDERR_TAIL_LINES:]
+    # a native crash (DeepSparse's planner assertion) prints frames and hex dumps after the message that
+    # matters: drop that noise and put the first assertion/fatal line first
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip() and not _NOISE.match(line)]
+    key = [line for line in lines if _KEY.search(line)][:1]
+    lines = key + [line for line in lines[-STDERR_TAIL_LINES:] if line not in key]
     return "; stderr: " + " | ".join(lines) if lines else ""
+
+
+_NOISE = re.compile(r"^\s*(\d+# |\[[0-9a-f]{16,}\]$)")
+_KEY = re.compile(r"Assertion at|Assertion `|Fatal|Segmentation fault|terminate called")

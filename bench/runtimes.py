@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 from bench.errors import UsageError
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# int8: dynamic quantization (weights INT8, activations quantized at run time); int8-static: QDQ INT8 with
+# activation ranges calibrated on real sentences ahead of time.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-static")
 DEVICES = ("cpu", "cuda")
-SPARSITIES = ("dense",)
+SPARSITIES = ("dense", "pruned80", "pruned90")  # bench/pruning.py: magnitude-pruned twins of the weights
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,14 @@ class Runtime:
     requires: tuple[str, ...]  # importable modules the adapter needs
     precisions: dict[str, tuple[str, ...]]  # device -> supported precisions
     sparsities: tuple[str, ...] = SPARSITIES
+    forms: dict[str, str] | None = None  # precision -> the derived model file it runs (bench/exports.py)
 
     def supports(self, precision: str, device: str, sparsity: str) -> bool:
         return precision in self.precisions.get(device, ()) and sparsity in self.sparsities
+
+    def form(self, precision: str) -> str | None:
+        """The exported model file a cell at `precision` needs (None: the runtime loads safetensors)."""
+        return (self.forms or {}).get(precision)
 
     def missing_modules(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -47,6 +54,20 @@ RUNTIMES: dict[str, Runtime] = {
     for r in (
         Runtime("torch", "adapters.torch_hf:TorchHFAdapter", "torch", ("torch", "transformers"),
                 {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "bf16")}),
+        Runtime("onnxruntime", "adapters.ort_runtime:OrtAdapter", "onnxruntime", ("onnxruntime", "onnx"),
+                {"cpu": ("fp32", "int8", "int8-static"), "cuda": ("fp32", "fp16")},
+                forms={"fp32": "onnx-fp32", "fp16": "onnx-fp32", "int8": "onnx-int8-dynamic",
+                       "int8-static": "onnx-int8-static"}),
+        # DeepSparse runs static QDQ INT8 only: an ORT dynamic-INT8 graph (MatMulInteger) aborts its process.
+        Runtime("deepsparse", "adapters.deepsparse_runtime:DeepSparseAdapter", "deepsparse",
+                ("deepsparse", "onnx"), {"cpu": ("fp32", "int8-static")},
+                forms={"fp32": "onnx-fp32", "int8-static": "onnx-int8-static"}),
+        # GluonNLP's BERT (model_type bert only): INT8 is calibrated ahead of time (quantize_net_v2), i.e. static;
+        # mxnet-deploy runs the same network exported to symbol + params and re-imported as a SymbolBlock.
+        Runtime("mxnet", "adapters.mxnet_gluonnlp:MXNetAdapter", "mxnet", ("mxnet", "gluonnlp"),
+                {"cpu": ("fp32", "int8-static"), "cuda": ("fp32", "fp16")}),
+        Runtime("mxnet-deploy", "adapters.mxnet_gluonnlp:MXNetDeployAdapter", "mxnet", ("mxnet", "gluonnlp"),
+                {"cpu": ("fp32", "int8-static"), "cuda": ("fp32", "fp16")}),
     )
 }
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SUITE_MODULES = {"params": "suites.params", "latency": "suites.latency", "throughput": "suites.throughput"}
+SUITE_MODULES = {"params": "suites.params", "latency": "suites.latency", "throughput": "suites.throughput",
+                 "parity": "suites.parity", "glue": "suites.glue"}
 
 
 @dataclass

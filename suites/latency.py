@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bench.flops import forward_flops, safetensors_shapes
+from bench.flops import forward_flops
 from bench.stats import summarize
 from bench.timing import Budget, measure
 from bench.tokenizer import filled_text
+from bench.weights import safetensors_shapes
 from suites import SuiteResult
 
 

@@ -1,9 +1,12 @@
 """A framework-free test runtime whose cells misbehave on purpose, selected by precision:
-fp32 works, fp16 aborts the process, bf16 hangs, int8 raises inside "the framework"."""
+fp32 works, fp16 aborts the process, bf16 hangs, int8 raises inside "the framework".
+With FAULT_SEQ_MOD=m, fp32 cells whose sequence length is a multiple of m die as the OOM killer would
+(SIGKILL); used by benchmarks/runner_faults.py to inject faults into a fraction of cells."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import numpy as np
@@ -26,6 +29,9 @@ class FaultAdapter(BaseAdapter):
     def forward(self, batch: Batch) -> np.ndarray:
         if self.mode == "bf16":
             time.sleep(3600)
+        mod = int(os.environ.get("FAULT_SEQ_MOD", "0"))
+        if mod and batch.shape[1] % mod == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
         return np.zeros((*batch.shape, 4), dtype=np.float32)
 
     def parameters(self) -> ParamCounts:

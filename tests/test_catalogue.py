@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 from bench.catalogue import get_backbone, list_backbone_names
 from bench.errors import UsageError
@@ -30,9 +32,18 @@ def test_local_directory_is_accepted_when_it_has_config_and_safetensors(tmp_path
     (tmp_path / "config.json").write_text('{"model_type": "bert", "vocab_size": 10}')
     with pytest.raises(UsageError, match="no \\*.safetensors"):
         get_backbone(str(tmp_path))
-    (tmp_path / "model.safetensors").write_bytes(b"")
+    save_file({"w": np.ones((2, 3), np.float32)}, tmp_path / "model.safetensors")
     b = get_backbone(str(tmp_path))
     assert b.pretrained and b.source.startswith("local:")
+
+
+def test_local_directory_with_truncated_weights_is_rejected_up_front(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert", "vocab_size": 10}')
+    save_file({"w": np.ones((64, 64), np.float32)}, tmp_path / "model.safetensors")
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[:-100])
+    with pytest.raises(UsageError, match="truncated"):
+        get_backbone(str(tmp_path))
 
 
 def test_local_directory_without_config_is_rejected(tmp_path):

@@ -54,7 +54,7 @@ def test_missing_framework_names_the_extra(capsys, tmp_path, monkeypatch):
     from bench.runtimes import RUNTIMES
 
     monkeypatch.setitem(RUNTIMES, "torch", replace(RUNTIMES["torch"], requires=("torch_not_installed_here",)))
-    code, _, err = run_cli(capsys, "run", "--out", str(tmp_path / "o"))
+    code, _, err = run_cli(capsys, "run", "--runtimes", "torch", "--out", str(tmp_path / "o"))
     assert code == 2 and "install the 'torch' extra" in err and not (tmp_path / "o").exists()
 
 
@@ -62,6 +62,19 @@ def test_list_shows_backbones_runtimes_and_presets(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
     assert "bert-base-uncased" in out and "random (pretrained: false)" in out and "presets:" in out
+
+
+def test_runtimes_not_installed_here_are_left_to_their_environments(capsys, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from bench.runtimes import RUNTIMES
+
+    monkeypatch.setitem(RUNTIMES, "torch", replace(RUNTIMES["torch"], requires=("torch_not_installed_here",)))
+    code, out, err = run_cli(capsys, "run", "--preset", "quick", "--runtimes", "torch,onnxruntime", "--dry-run",
+                             "--out", str(tmp_path / "o"))
+    assert code == 2 and "install the 'torch' extra" in err  # named explicitly: insisted on
+    code, out, err = run_cli(capsys, "run", "--preset", "default", "--dry-run", "--out", str(tmp_path / "o"))
+    assert code == 0 and "skipping runtimes torch" in err and " torch " not in out
 
 
 def test_dry_run_lists_cells_without_running(capsys, tmp_path):

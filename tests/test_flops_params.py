@@ -3,7 +3,8 @@
 import pytest
 
 from bench.catalogue import get_backbone, list_backbone_names
-from bench.flops import forward_flops, safetensors_shapes
+from bench.flops import forward_flops
+from bench.weights import safetensors_shapes
 from tests.conftest import make_tiny_model, needs_torch
 
 pytestmark = needs_torch

@@ -32,9 +32,9 @@ def test_sweep_makes_no_network_access(tmp_path, tiny_model_dir):
     env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}  # the harness must set them
     env |= {"PYTHONPATH": f"{guard_dir}{os.pathsep}{REPO}", "NET_GUARD_LOG": str(log)}
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "bench.cli", "run", "--backbones", str(tiny_model_dir), "--precisions",
-           "fp32,int8", "--devices", "cpu", "--suites", "params,latency", "--seq-lens", "8", "--threads", "1",
-           "--out", str(out)]
+    cmd = [sys.executable, "-m", "bench.cli", "run", "--backbones", str(tiny_model_dir), "--runtimes", "torch",
+           "--sparsities", "dense", "--precisions", "fp32,int8", "--devices", "cpu", "--suites", "params,latency",
+           "--seq-lens", "8", "--threads", "1", "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "4 ok" in proc.stdout

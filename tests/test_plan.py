@@ -18,10 +18,36 @@ def test_default_preset_matches_the_embedded_default():
     plan = load_preset("default")
     assert plan.matrix.backbones == ("minilm-l6-h384", "bert-base-uncased")
     cells = plan.cells()
-    # torch: cpu fp32/bf16/int8 + cuda fp32/fp16/bf16 = 6 variants; 1 params + 3 latency + 3 throughput each
-    assert len(cells) == 2 * 6 * 7
+    # per backbone, CPU: torch fp32/int8 x dense/pruned90 (params, latency, throughput, parity);
+    # onnxruntime fp32/int8/int8-static x dense/pruned90 and deepsparse fp32/int8-static x dense/pruned80/
+    # pruned90 (params, latency, parity); CUDA: torch fp32/fp16 and onnxruntime fp32/fp16 (skipped without GPU)
+    cpu = [c for c in cells if c.device == "cpu" and c.runtime in ("torch", "onnxruntime", "deepsparse")
+           and c.suite != "glue"]
+    assert len(cpu) == 2 * (4 * 4 + 6 * 3 + 6 * 3)
+    assert {c.runtime for c in cpu} == {"torch", "onnxruntime", "deepsparse"}
+    assert {c.sparsity for c in cpu if c.runtime == "onnxruntime"} == {"dense", "pruned90"}
+    assert {c.sparsity for c in cpu if c.runtime == "deepsparse"} == {"dense", "pruned80", "pruned90"}
+    assert not any(c.runtime == "deepsparse" and c.precision == "int8" for c in cells)  # aborts deepsparse
     assert not any(c.precision == "int8" and c.device == "cuda" for c in cells)
     assert not any(c.precision == "fp16" and c.device == "cpu" for c in cells)
+
+
+def test_runtime_tables_narrow_the_matrix_and_reject_bad_names():
+    data = {"matrix": {"backbones": ["minilm-l6-h384"], "runtimes": ["torch", "onnxruntime"],
+                       "precisions": ["fp32", "int8"], "sparsities": ["dense", "pruned90"],
+                       "suites": ["params", "latency", "parity"]},
+            "latency": {"seq_lens": [32, 128]},
+            "runtime": {"onnxruntime": {"precisions": ["int8"], "suites": ["latency"], "seq_lens": [128]}}}
+    cells = plan_from_dict(data).cells()
+    ort = {(c.precision, c.sparsity, c.suite, c.seq_len) for c in cells if c.runtime == "onnxruntime"}
+    assert ort == {("int8", "dense", "latency", 128), ("int8", "pruned90", "latency", 128)}
+    assert len([c for c in cells if c.runtime == "torch"]) == 4 * 4
+    for bad, message in (({"nope": {}}, "unknown runtime 'nope'"),
+                         ({"torch": {"colour": ["red"]}}, "unknown key"),
+                         ({"torch": {"precisions": ["fp8"]}}, "unknown precision 'fp8'"),
+                         ({"torch": {"seq_lens": [0]}}, "integer >= 1")):
+        with pytest.raises(UsageError, match=message):
+            plan_from_dict(data | {"runtime": bad})
 
 
 def test_latency_cells_are_batch_one_at_each_sequence_length():
@@ -104,7 +130,7 @@ def test_plan_parsing_either_expands_to_valid_cells_or_raises_usage_error(bbs, p
     assert cells
     from bench.runtimes import get_runtime
     assert all(get_runtime(c.runtime).supports(c.precision, c.device, c.sparsity) for c in cells)
-    assert all(c.seq_len >= 1 for c in cells if c.suite != "params")
+    assert all(c.seq_len >= 1 for c in cells if c.suite in ("latency", "throughput"))
 
 
 def test_matrix_defaults_are_runnable():

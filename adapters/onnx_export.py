@@ -1,0 +1,253 @@
+"""Canonical safetensors → ONNX (fp32, dynamic INT8, static QDQ INT8) and torch reference outputs.
+
+Runs in the torch environment only; bench/exports.py decides where files go and when to build them. The
+legacy exporter (`dynamo=False`, opset 14, IR 7) is used because DeepSparse reads IR <= 9 only and the
+dynamo exporter writes IR 10. Every fp32 export is run in ONNX Runtime against torch before it is published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import AutoModel, AutoModelForSequenceClassification
+from transformers.utils import logging as hf_logging
+
+from bench import exports
+from bench.artifacts import Artifact
+from bench.errors import CellError, UsageError
+from bench.tokenizer import Encoded, Tokenizer
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MIN_OPSET = 14  # scaled_dot_product / the eager attention export needs >= 14 on the legacy path
+MAX_IR_VERSION = 9  # DeepSparse 1.8 reads IR <= 9
+EXPORT_TOLERANCE = 1e-4
+# INT8 = the Linear layers' matmuls (weights constant), as in torch dynamic quantization. Per-channel weights
+# with reduce_range (7-bit) avoid the u8s8 saturation of AVX2 kernels without VNNI; on the real MiniLM,
+# per-tensor INT8 left a hidden-state cosine of 0.95 (dynamic) and 0.78 (static), per-channel + reduce_range
+# 0.99 (dynamic). Static QDQ also keeps the FFN output projections in fp32: their input (after GELU) has
+# outliers a per-tensor activation scale cannot cover (0.87 -> 0.986 on MiniLM).
+QUANT_OPS = ["MatMul"]
+QUANT_OPTIONS = {"MatMulConstBOnly": True}
+QUANT_WEIGHTS = {"per_channel": True, "reduce_range": True}
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """ORT's quantizer logs advice ("consider pre-processing") on the root logger for every call."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+class _KeywordWrapper(torch.nn.Module):
+    """transformers 5.x models take `use_cache` etc. positionally, so the exporter's positional call breaks
+    them: call with keywords, return the first output (hidden states, or logits for a task head)."""
+
+    def __init__(self, model: torch.nn.Module, names: tuple[str, ...]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(**dict(zip(self.names, args, strict=True)))[0]
+
+
+def _load_torch(artifact: Artifact, attention: str = "eager") -> torch.nn.Module:
+    cls = AutoModelForSequenceClassification if artifact.task else AutoModel  # fine-tuned: task head
+    return cls.from_pretrained(artifact.path, dtype=torch.float32, local_files_only=True, use_safetensors=True,
+                               attn_implementation=attention).eval()
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"torch": torch.__version__, "transformers": transformers.__version__}
+    for name in ("onnx", "onnxruntime"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[name] = md.version(name)
+    return out
+
+
+def _tokenizer(artifact: Artifact) -> Tokenizer:
+    return Tokenizer.from_dir(artifact.path, vocab_size=artifact.vocab_size or None)
+
+
+def ort_run(path: Path | str, encoded: Encoded, threads: int = 0) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed = {i.name: encoded.as_dict()[i.name] for i in session.get_inputs()}
+    return np.asarray(session.run(None, feed)[0], dtype=np.float32)
+
+
+def export_onnx(artifact: Artifact, out: Path, opset: int = exports.ONNX_OPSET) -> dict:
+    """Export, then check: opset and IR version as promised, and ONNX Runtime output within 1e-4 of torch
+    on two shapes (so the dynamic batch and sequence axes really are dynamic)."""
+    import onnx
+
+    max_opset = torch.onnx._constants.ONNX_MAX_OPSET
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset:
+        raise UsageError(f"ONNX opset {opset!r} not supported by this exporter: choose {MIN_OPSET}..{max_opset} "
+                         f"(DeepSparse needs IR <= {MAX_IR_VERSION}; the harness uses {exports.ONNX_OPSET})")
+    model = _load_torch(artifact)
+    params = inspect.signature(model.forward).parameters
+    names = tuple(n for n in INPUTS if n in params)
+    wrapper = _KeywordWrapper(model, names).eval()  # export restores the wrapper's mode: eval, or dropout is on
+    tok = _tokenizer(artifact)
+    trace = tok.encode(exports.probe_texts()[:2], max_length=16)
+    args = tuple(torch.from_numpy(trace.as_dict()[n]) for n in names)
+    with torch.inference_mode():
+        out_rank = wrapper(*args).dim()
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["output"] = {0: "batch", 1: "sequence"} if out_rank == 3 else {0: "batch"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
+        torch.onnx.export(wrapper, args, str(out), dynamo=False, opset_version=opset, input_names=list(names),
+                          output_names=["output"], dynamic_axes=axes, do_constant_folding=True)
+    proto = onnx.load(str(out), load_external_data=False)
+    if proto.ir_version > MAX_IR_VERSION:
+        raise CellError(f"exported IR version {proto.ir_version} > {MAX_IR_VERSION} (DeepSparse cannot read it)")
+    worst = 0.0
+    for encoded in (exports.probe(tok), tok.encode(exports.calibration_texts()[:3], max_length=128,
+                                                   pad_to_max=False)):
+        with torch.inference_mode():
+            ref = wrapper(*(torch.from_numpy(encoded.as_dict()[n]) for n in names)).numpy()
+        got = ort_run(out, encoded)
+        if got.shape != ref.shape:
+            raise CellError(f"ONNX export output shape {got.shape} != torch {ref.shape} for input {encoded.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    if not worst <= EXPORT_TOLERANCE:
+        raise CellError(f"ONNX export of {artifact.path} differs from torch by max |diff| {worst:.3g} "
+                        f"> {EXPORT_TOLERANCE:g}; not published")
+    return {"opset": opset, "ir_version": proto.ir_version, "inputs": list(names),
+            "max_abs_diff_vs_torch": worst, "exporter": "torch.onnx.export(dynamo=False)",
+            "attention": "eager"}
+
+
+class _Calibration:
+    """Static-INT8 calibration batches: each calibration sentence alone (no padding) and windows of real
+    text filling 128 tokens, the timing inputs' length; never the parity probe's sentences."""
+
+    def __init__(self, tok: Tokenizer, names: list[str], artifact: Artifact | None = None):
+        texts = exports.calibration_texts()
+        batches = [tok.encode([t], max_length=128, pad_to_max=False) for t in texts]
+        if artifact is not None and artifact.task:  # a fine-tuned model: its task's train split, never dev
+            from bench.glue.data import calibration_sample
+            from bench.glue.tasks import get_task
+
+            a, b = calibration_sample(get_task(artifact.task))
+            batches += [tok.encode(a[i:i + 8], b[i:i + 8] if b else None, max_length=128, pad_to_max=False)
+                        for i in range(0, len(a), 8)]
+        for start in range(0, len(texts), 4):
+            window = " ".join(texts[start:] + texts[:start])
+            batches.append(tok.encode([window], max_length=128))
+        self._feeds = iter([{n: b.as_dict()[n] for n in names} for b in batches])
+
+    def get_next(self) -> dict | None:
+        return next(self._feeds, None)
+
+    def rewind(self) -> None:  # ORT calls it between calibration passes; one MinMax pass is all we need
+        pass
+
+
+def quantize(artifact: Artifact, form: str, source: Path, out: Path) -> dict:
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    with warnings.catch_warnings(), _quiet_root_logger():
+        warnings.simplefilter("ignore")
+        if form == "onnx-int8-dynamic":
+            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=QUANT_OPS,
+                             extra_options=QUANT_OPTIONS, **QUANT_WEIGHTS)
+            recipe = {"method": "onnxruntime.quantization.quantize_dynamic", "ops": QUANT_OPS,
+                      "weights": "int8 symmetric per-channel, reduce_range (7-bit)",
+                      "activations": "uint8, ranges computed at run time"}
+        else:
+            graph = onnx.load(str(source), load_external_data=False).graph
+            names = [i.name for i in graph.input]
+            ffn_out = [n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name
+                       and "attention" not in n.name]
+            reader = type("Reader", (_Calibration, CalibrationDataReader), {})(_tokenizer(artifact), names, artifact)
+            quantize_static(str(source), str(out), reader, quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=QUANT_OPS, calibrate_method=CalibrationMethod.MinMax,
+                            nodes_to_exclude=ffn_out, extra_options=QUANT_OPTIONS, **QUANT_WEIGHTS)
+            recipe = {"method": "onnxruntime.quantization.quantize_static (QDQ, MinMax)", "ops": QUANT_OPS,
+                      "weights": "int8 symmetric per-channel, reduce_range (7-bit)",
+                      "activations": "uint8 asymmetric, calibrated", "kept_fp32": len(ffn_out),
+                      "calibration_sentences": len(exports.calibration_texts())}
+    proto = onnx.load(str(out), load_external_data=False)
+    if proto.ir_version > MAX_IR_VERSION:  # newer onnx writes a newer IR than the opset needs
+        proto = onnx.load(str(out))
+        proto.ir_version = 8
+        onnx.save(proto, str(out))
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    probe = exports.probe(_tokenizer(artifact))
+    ref, got = ort_run(source, probe), ort_run(out, probe)
+    if ref.ndim == 3:  # real tokens only, as the parity suite compares them
+        keep = probe.attention_mask.astype(bool)
+        ref, got = ref[keep], got[keep]
+    ref, got = ref.astype(np.float64), got.astype(np.float64)
+    cosine = float((ref * got).sum() / (np.linalg.norm(ref) * np.linalg.norm(got)))
+    return recipe | {"opset": opset, "ir_version": proto.ir_version, "probe_cosine_vs_fp32_onnx": cosine,
+                     "probe_max_abs_diff_vs_fp32_onnx": float(np.abs(ref - got).max())}
+
+
+def reference(artifact: Artifact) -> tuple[Encoded, np.ndarray, dict]:
+    """Torch fp32 outputs on the parity probe, through the torch adapter itself (the path torch cells run)."""
+    from adapters.base import Options, Variant
+    from adapters.torch_hf import TorchHFAdapter
+
+    adapter = TorchHFAdapter()
+    adapter.load(artifact, Variant(), "cpu", Options(threads=torch.get_num_threads()))
+    try:
+        batch = adapter.encode(exports.probe_texts(), max_length=exports.PROBE_SEQ_LEN)
+        return batch.encoded, adapter.forward(batch), {"runtime": adapter.info()}
+    finally:
+        adapter.close()
+
+
+def build(artifact: Artifact, form: str, final: Path) -> None:
+    """Build `form` of `artifact` into `final` (called by bench.exports.ensure)."""
+    if form == exports.REFERENCE:
+        encoded, output, meta = reference(artifact)
+        exports.write_reference(artifact, encoded, output, **meta, versions=_versions())
+        return
+    tmp = exports.temp_name(final)
+    try:
+        if form == "onnx-fp32":
+            meta = export_onnx(artifact, tmp)
+        elif form in ("onnx-int8-dynamic", "onnx-int8-static"):
+            source = exports.ensure(artifact, "onnx-fp32")
+            meta = quantize(artifact, form, source, tmp) | {"source": source.name}
+        else:
+            raise UsageError(f"unknown model form {form!r}")
+        meta |= {"form": form, "content_hash": artifact.content_hash, "versions": _versions(),
+                 "artifact": str(artifact.path), "sparsity": artifact.sparsity}
+        exports.publish(tmp, final, meta)
+    finally:
+        tmp.unlink(missing_ok=True)
+        exports.sidecar(tmp).unlink(missing_ok=True)
+

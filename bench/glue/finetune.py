@@ -1,0 +1,264 @@
+"""Fine-tuned and sparse-transfer checkpoints: recipes, cache keys, and building them once (framework-free).
+
+A fine-tuned checkpoint is a canonical artifact (HF layout, model.safetensors, meta.json with `task`,
+`num_labels`, `pretrained: true`) keyed by the hash of (base weights' content hash, task, hyper-parameters,
+seed, training data hash), so every runtime evaluates the same model and a re-run trains nothing. Training
+itself runs in a subprocess (adapters/torch_finetune.py, torch environment only): a crash there fails the
+cells that needed the model, not the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
+from bench.errors import CellError, CellSkipped, UsageError
+from bench.glue import data
+from bench.glue.tasks import Task
+
+FINETUNE_VERSION = 1  # bump when training code changes the bytes it produces for the same recipe
+HPARAMS_FILE = Path(__file__).with_name("hparams.toml")
+INPROCESS_ENV = "BENCH_FINETUNE_INPROCESS"
+TORCH_HINT = ("fine-tuning runs in the torch environment (torch + transformers): run the torch session first "
+              "(`nox -s \"bench(family='torch')\"` or `bench run` with the torch extra); others reuse the cache")
+
+
+@dataclass(frozen=True)
+class HParams:
+    """Fine-tuning hyper-parameters (one task); all part of the cache key."""
+
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    epochs: int = 3
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+
+
+@dataclass(frozen=True)
+class SparseRecipe:
+    """Gradual magnitude pruning during fine-tuning to `target` (cubic schedule), with optional distillation."""
+
+    target: float = 0.8
+    init: str = "finetuned"
+    learning_rate: float = 5e-5
+    epochs: int = 4
+    prune_start: float = 0.0
+    prune_end: float = 0.6
+    prune_updates: int = 30
+    distill_alpha: float = 0.5
+    temperature: float = 2.0
+
+
+def _checked(cls, values: dict, where: str):
+    """A recipe dataclass from a TOML table: known keys only, floats accept ints, numbers >= 0."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
+    out = {}
+    for key, value in values.items():
+        default = getattr(cls(), key)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(default, str) and isinstance(value, str):
+            out[key] = value
+        elif isinstance(default, float) and number and value >= 0:
+            out[key] = float(value)
+        elif isinstance(default, int) and number and isinstance(value, int) and value >= 0:
+            out[key] = value
+        else:
+            raise UsageError(f"{where}: {key} = {value!r} is not a valid {type(default).__name__} (>= 0)")
+    return replace(cls(), **out)
+
+
+def load_recipes(path: Path = HPARAMS_FILE) -> dict:
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: unreadable hyper-parameter file ({exc})") from exc
+
+
+def hparams_for(task: Task, path: Path = HPARAMS_FILE) -> HParams:
+    """[default] overlaid with [tasks.<task>] of the preset file."""
+    doc = load_recipes(path)
+    values = dict(doc.get("default", {})) | dict(doc.get("tasks", {}).get(task.name, {}))
+    return _checked(HParams, values, f"{path} [tasks.{task.name}]")
+
+
+def sparse_recipe_for(task: Task, target: float, path: Path = HPARAMS_FILE) -> SparseRecipe:
+    doc = load_recipes(path).get("sparse", {})
+    values = {k: v for k, v in doc.items() if k != "tasks"} | dict(doc.get("tasks", {}).get(task.name, {}))
+    recipe = _checked(SparseRecipe, values, f"{path} [sparse.tasks.{task.name}]")
+    if recipe.init not in ("finetuned", "pretrained"):
+        raise UsageError(f"{path}: [sparse] init must be 'finetuned' or 'pretrained', got {recipe.init!r}")
+    if not 0 <= recipe.prune_start < recipe.prune_end <= 1:
+        raise UsageError(f"{path}: [sparse] needs 0 <= prune_start < prune_end <= 1")
+    return replace(recipe, target=float(target))
+
+
+def cubic_sparsity(step: int, total: int, target: float, start: float, end: float, updates: int) -> float:
+    """Zhu & Gupta's schedule s_t = s_f (1 - (1 - p)^3), p the progress through [start, end] of the steps,
+    held constant between `updates` evenly spaced update points; s_f from `end` on."""
+    first, last = round(start * total), max(round(end * total), round(start * total) + 1)
+    if step < first:
+        return 0.0
+    if step >= last:
+        return target
+    span = (last - first) / max(1, updates)
+    progress = (int((step - first) / span) * span) / (last - first)
+    return target * (1.0 - (1.0 - progress) ** 3)
+
+
+def recipe_key(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _final_dir(base: Artifact, task: Task, tag: str, key: str) -> Path:
+    name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in base.backbone)[-60:]
+    return cache_root() / "artifacts" / f"{name}-{task.name}-{tag}-{key}"
+
+
+def glue_unavailable(base: Artifact, task: Task) -> str | None:
+    """Why no fine-tuned model of `base` for `task` can exist (skip reason), or None."""
+    if not base.pretrained:
+        return (f"{base.backbone} has random weights (pretrained: false): it never gets an accuracy number "
+                "(DESIGN.md honesty rules)")
+    m = data.ensure_task(task)
+    if m is None:
+        return data.prepare_hint(task)
+    if "train" not in m["splits"]:
+        return (f"GLUE {task.glue_dir}: no train split on this machine (only {', '.join(sorted(m['splits']))}), "
+                f"so no {task.glue_dir}-fine-tuned model can be made; evaluating an un-fine-tuned head would be "
+                "meaningless")
+    if "dev" not in m["splits"]:
+        return data.prepare_hint(task)
+    return None
+
+
+def finetuned(base: Artifact, task: Task, seed: int, threads: int = 1, build: bool = True,
+              hparams: HParams | None = None) -> Artifact:
+    """The dense fine-tuned artifact of `base` on `task`, trained on first use (CellSkipped if that cannot
+    happen in this environment)."""
+    hp = hparams or hparams_for(task)
+    recipe = {"kind": "finetune", "base": base.content_hash, "task": task.name, "hparams": asdict(hp), "seed": seed,
+              "train": data.split_hash(task, "train"), "version": FINETUNE_VERSION}
+    final = _final_dir(base, task, "ft", recipe_key(recipe))
+    spec = {"mode": "finetune", "base": str(base.path), "task": task.name, "hparams": asdict(hp), "seed": seed}
+    return _ensure(final, base, task, recipe, spec, threads, build, sparsity=0.0)
+
+
+def sparse_transfer(base: Artifact, task: Task, target: float, seed: int, threads: int = 1, build: bool = True,
+                    hparams: HParams | None = None, recipe: SparseRecipe | None = None) -> Artifact:
+    """The pruned fine-tuned artifact: gradual magnitude pruning to `target` during fine-tuning, distilled from
+    the dense fine-tuned model (trained first when missing)."""
+    from bench.pruning import DEFAULT_SCOPE
+
+    hp = hparams or hparams_for(task)
+    sp = replace(recipe, target=target) if recipe else sparse_recipe_for(task, target)
+    teacher = finetuned(base, task, seed, threads, build, hp)
+    key = {"kind": "sparse-transfer", "base": base.content_hash, "teacher": teacher.content_hash, "task": task.name,
+           "hparams": asdict(hp), "sparse": asdict(sp), "scope": asdict(DEFAULT_SCOPE), "seed": seed,
+           "train": data.split_hash(task, "train"), "version": FINETUNE_VERSION}
+    final = _final_dir(base, task, f"pruned{round(target * 100)}", recipe_key(key))
+    spec = {"mode": "sparse", "base": str(base.path), "teacher": str(teacher.path), "task": task.name,
+            "hparams": asdict(hp), "sparse": asdict(sp), "scope": asdict(DEFAULT_SCOPE), "seed": seed}
+    return _ensure(final, base, task, key, spec, threads, build, sparsity=target, parent=teacher)
+
+
+def _ensure(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, threads: int, build: bool,
+            sparsity: float, parent: Artifact | None = None) -> Artifact:
+    if (final / "meta.json").is_file():
+        return Artifact.load(final)
+    if not build:
+        raise CellSkipped(f"no cached {task.name} checkpoint at {final}; {TORCH_HINT}")
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+        raise CellSkipped(f"{task.name} checkpoint {final.name} is not cached and this environment has no torch; "
+                          + TORCH_HINT)
+    _remove_stale(final)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        what = f"sparse transfer to {sparsity:.0%}" if sparsity else "fine-tuning"
+        print(f"bench: {what} of {base.backbone} on {task.name}, once (cached as {final.name})", file=sys.stderr,
+              flush=True)
+        state = cache_root() / "finetune-state" / f"{final.name}.pt"  # resume point of a killed run
+        stats = run_training(spec | {"out": str(tmp), "state": str(state)}, threads)
+        for name in TOKENIZER_FILES:
+            if (base.path / name).is_file():
+                shutil.copy2(base.path / name, tmp / name)
+        meta = base.summary() | {
+            "content_hash": sha256_file(tmp / "model.safetensors"), "task": task.name,
+            "num_labels": task.num_labels, "pretrained": True, "sparsity": sparsity,
+            "parent_hash": (parent or base).content_hash,
+            "finetune": {"recipe": recipe, "stats": stats, "base": str(base.path)}}
+        meta.pop("path")
+        if sparsity:
+            from bench.pruning import scope_sparsity
+
+            held = scope_sparsity(tmp / "model.safetensors")
+            meta["pruning"] = {"method": "gradual magnitude pruning during fine-tuning (cubic schedule)",
+                               "recovery": "fine-tuning with a fixed mask" + (
+                                   ", distilled from the dense fine-tuned model" if spec["sparse"]["distill_alpha"]
+                                   else ""), "parent": str(parent.path) if parent else None,
+                               "scope_sparsity": held["scope_sparsity"], "scope_params": held["scope_params"]}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        if final.exists():
+            shutil.rmtree(tmp)
+        else:
+            tmp.rename(final)
+        state.unlink(missing_ok=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Artifact.load(final)
+
+
+def _remove_stale(final: Path) -> None:
+    """Temporary directories of builders that were killed (their pid is gone): a killed training leaves one."""
+    for tmp in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_training(spec: dict, threads: int) -> dict:
+    """Train in a subprocess (adapters/torch_finetune.py); its progress bar goes to this process's stderr.
+    $BENCH_FINETUNE_INPROCESS=1 trains in this process instead (tests: no second torch import, no isolation)."""
+    if os.environ.get(INPROCESS_ENV) == "1":
+        from adapters.torch_finetune import train_here
+
+        return train_here(spec | {"threads": threads})
+    with tempfile.TemporaryDirectory(prefix="bench-finetune-") as tmp:
+        spec_path, out_path, err_path = (Path(tmp) / n for n in ("spec.json", "stats.json", "error.txt"))
+        spec_path.write_text(json.dumps(spec | {"threads": threads, "stats": str(out_path), "error": str(err_path)}))
+        env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                            "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.run([sys.executable, "-m", "adapters.torch_finetune", str(spec_path)], env=env,
+                              stdout=sys.stderr)
+        if proc.returncode != 0 or not out_path.is_file():
+            why = err_path.read_text().strip() if err_path.is_file() else "no error message (killed?)"
+            raise CellError(f"fine-tuning {spec['task']} ({spec['mode']}) failed with exit code "
+                            f"{proc.returncode}: {why}")
+        return json.loads(out_path.read_text())

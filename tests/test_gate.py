@@ -1,0 +1,202 @@
+"""The regression gate: a regression is a change beyond its threshold AND significant on the raw samples.
+
+Quality is shown on synthetic runs that look like real ones (lognormal samples, CV 5-10%, 30-100 samples per
+cell, 2% slow outliers): two runs of the same code never alarm, a 10% slowdown always does.
+benchmarks/gate_quality.py shows the same on real timing runs.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bench.errors import UsageError
+from bench.gate import (
+    FAILED_IN_NEW,
+    IMPROVED,
+    NOT_SIGNIFICANT,
+    REGRESSION,
+    SKIPPED_IN_NEW,
+    TOO_FEW,
+    WITHIN,
+    Rules,
+    Thresholds,
+    compare,
+    load_rules,
+    min_p_value,
+)
+from bench.plan import Cell
+from tests.synthetic import glue, lognormal, result_set, timed
+
+LAT = Cell("minilm-l6-h384", "torch", "fp32", "dense", "cpu", "latency", 1, 128)
+TPUT = replace(LAT, suite="throughput", batch=32)
+
+
+def pair(base_median, new_median, cv=0.05, n=50, seed=0, cell=LAT):
+    rng = np.random.default_rng(seed)
+    return ([timed(cell, lognormal(rng, base_median, cv, n, outliers=0))],
+            [timed(cell, lognormal(rng, new_median, cv, n, outliers=0))])
+
+
+def test_twenty_aa_comparisons_raise_no_false_alarm():
+    for i in range(20):
+        result = compare(result_set(seed=2 * i), result_set(seed=2 * i + 1))
+        assert len(result.changes) == 12
+        assert result.regressions == [], result.markdown()
+        assert result.exit_code == 0
+
+
+def test_an_injected_ten_percent_slowdown_is_detected():
+    for i in range(20):
+        result = compare(result_set(seed=100 + 2 * i), result_set(seed=101 + 2 * i, slowdown=1.10))
+        assert result.exit_code == 1
+        # nearly every cell on its own: a miss is a cell whose observed median moved < 5% by chance
+        assert len(result.regressions) >= 11
+        assert {c.verdict for c in result.regressions} == {REGRESSION}
+
+
+def test_error_rates_per_cell_at_the_noisy_end():
+    """Worst realistic case (CV 10%, 30 samples, 2% outliers), per single cell: false alarms are rare and a
+    10% slowdown is usually caught; with CV 5% and 50 samples it is always caught."""
+    rng = np.random.default_rng(7)
+    trials, false_alarms, caught, caught_quiet = 200, 0, 0, 0
+    for _ in range(trials):
+        base = [timed(LAT, lognormal(rng, 0.01, 0.10, 30))]
+        false_alarms += compare(base, [timed(LAT, lognormal(rng, 0.01, 0.10, 30))]).exit_code
+        caught += compare(base, [timed(LAT, lognormal(rng, 0.011, 0.10, 30))]).exit_code
+        quiet = [timed(LAT, lognormal(rng, 0.01, 0.05, 50))]
+        caught_quiet += compare(quiet, [timed(LAT, lognormal(rng, 0.011, 0.05, 50))]).exit_code
+    assert false_alarms / trials <= 0.01
+    assert caught / trials >= 0.65
+    assert caught_quiet == trials
+
+
+def test_significant_but_small_change_is_within_threshold():
+    base, new = pair(0.010, 0.0102, cv=0.02, n=2000)  # 2% slower, p ~ 0
+    (change,) = compare(base, new).changes
+    assert change.p_value < 1e-6 and 1 < change.worse < 3
+    assert change.verdict == WITHIN and not change.is_regression
+
+
+def test_large_but_noisy_change_is_not_significant():
+    base, new = pair(0.010, 0.0115, cv=0.40, n=8, seed=3)
+    (change,) = compare(base, new).changes
+    assert change.worse > 5 and change.p_value >= 0.01
+    assert change.verdict == NOT_SIGNIFICANT
+
+
+def test_too_few_samples_can_never_be_significant():
+    assert min_p_value(4, 4) == pytest.approx(2 / 70)
+    base, new = pair(0.010, 0.020, n=4)
+    (change,) = compare(base, new).changes
+    assert change.verdict == TOO_FEW and change.worse > 50
+
+
+def test_throughput_is_worse_when_lower_and_uses_batch_samples():
+    base, new = pair(0.100, 0.115, cell=TPUT)  # seconds per batch of 32: throughput drops ~13%
+    (change,) = compare(base, new).changes
+    assert change.metric == "sequences_per_s" and change.unit == "seq/s"
+    assert change.new < change.base and change.verdict == REGRESSION
+    assert change.base == pytest.approx(32 / np.median(base[0].samples["batch_s"]))
+    base, new = pair(0.100, 0.080, cell=TPUT)
+    assert compare(base, new).changes[0].verdict == IMPROVED
+
+
+def test_accuracy_compares_points_against_its_own_threshold():
+    cell = replace(LAT, suite="glue", batch=0, seq_len=0, task="sst2")
+    base = [glue(cell, "sst2", accuracy=0.910, f1=0.905)]
+    result = compare(base, [glue(cell, "sst2", accuracy=0.895, f1=0.900)])
+    by_metric = {c.metric: c for c in result.changes}
+    assert by_metric["accuracy"].worse == pytest.approx(1.5) and by_metric["accuracy"].verdict == REGRESSION
+    assert by_metric["f1"].verdict == WITHIN and by_metric["f1"].p_value is None  # deterministic: no test
+    loose = Rules(Thresholds(accuracy_points=2.0))
+    assert compare(base, [glue(cell, "sst2", accuracy=0.895, f1=0.900)], loose).exit_code == 0
+
+
+def test_thresholds_file_overrides_per_backbone_and_suite(tmp_path):
+    path = tmp_path / "thresholds.toml"
+    path.write_text("""
+[default]
+latency_pct = 4.0
+alpha = 0.01
+
+[[override]]
+backbone = "bert-base-uncased"
+latency_pct = 20.0
+
+[[override]]
+backbone = "bert-base-uncased"
+suite = "throughput"
+throughput_pct = 30.0
+""")
+    rules = load_rules(path)
+    bert = replace(LAT, backbone="bert-base-uncased")
+    assert rules.for_cell(LAT) == Thresholds(latency_pct=4.0)
+    assert rules.for_cell(bert).latency_pct == 20.0 and rules.for_cell(bert).throughput_pct == 5.0
+    assert rules.for_cell(replace(bert, suite="throughput")).throughput_pct == 30.0
+    base, new = pair(0.010, 0.011)
+    base_b, new_b = pair(0.010, 0.011, cell=bert)
+    result = compare(base + base_b, new + new_b, rules)
+    assert [c.cell.backbone for c in result.regressions] == ["minilm-l6-h384"]
+    # command-line flags replace the defaults; the per-backbone override still wins for its cells
+    cli = rules.with_defaults(latency_pct=15.0)
+    assert cli.for_cell(LAT).latency_pct == 15.0 and cli.for_cell(bert).latency_pct == 20.0
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[default]\nlatency = 5", "unknown threshold 'latency'"),
+    ("[default]\nalpha = 2", "alpha must be between 0 and 1"),
+    ("[default]\nlatency_pct = -1", "must be a finite number >= 0"),
+    ("[[override]]\nlatency_pct = 3", "needs at least one cell field"),
+    ("[gate]\nx = 1", "unknown section"),
+    ("not toml [", "not a valid thresholds TOML"),
+])
+def test_bad_thresholds_files_are_usage_errors(tmp_path, text, message):
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        load_rules(path)
+
+
+def test_a_cell_that_fails_in_new_is_a_regression_and_a_skip_is_not():
+    base, new = pair(0.01, 0.01)
+    failed = replace(new[0], status="failed", reason="worker killed by SIGSEGV", metrics={}, samples={})
+    (change,) = compare(base, [failed]).changes
+    assert change.verdict == FAILED_IN_NEW and change.is_regression
+    skipped = replace(failed, status="skipped", reason="no GPU")
+    assert compare(base, [skipped]).changes[0].verdict == SKIPPED_IN_NEW
+    assert compare(base, [skipped]).exit_code == 0
+
+
+def test_latest_record_of_a_cell_wins_and_unmatched_cells_are_listed():
+    base, new = pair(0.010, 0.013)
+    rerun = replace(pair(0.010, 0.010, seed=5)[1][0], finished="2026-02-01T00:00:00+00:00")
+    other = replace(base[0], cell=replace(LAT, seq_len=32))
+    result = compare([*base, other], [*new, rerun])
+    assert result.exit_code == 0 and len(result.changes) == 1
+    assert result.only_base == [other.cell] and result.only_new == []
+
+
+def test_different_machines_are_refused_unless_allowed():
+    base = result_set(seed=1, machine="box-a")
+    new = result_set(seed=2, machine="box-b")
+    with pytest.raises(UsageError, match="box-a .*box-b.*not comparable.*--allow-cross-machine"):
+        compare(base, new)
+    assert compare(base, new, allow_cross_machine=True).exit_code == 0
+
+
+def test_no_overlapping_cells_is_a_usage_error():
+    base, _ = pair(0.01, 0.01)
+    _, new = pair(0.01, 0.01, cell=replace(LAT, backbone="other"))
+    with pytest.raises(UsageError, match="no overlapping cells"):
+        compare(base, new)
+
+
+def test_markdown_escapes_record_text_and_puts_regressions_first():
+    evil = replace(LAT, backbone="<script>alert(1)</script>|x")
+    base, new = pair(0.010, 0.0101, cell=evil)
+    base2, new2 = pair(0.010, 0.012, cell=LAT)
+    md = compare(base + base2, new + new2).markdown()
+    assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;\\|x" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ")][1:]
+    assert rows[0].startswith("| **REGRESSION**") and rows[1].startswith("| within threshold")

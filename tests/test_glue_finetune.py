@@ -1,0 +1,175 @@
+"""Fine-tuning, sparse transfer and evaluation on a tiny model and a tiny GLUE copy (torch extra).
+
+Recipes are the real ones from bench/glue/hparams.toml: on 48 training rows they take a few steps.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.glue import data, finetune
+from bench.glue.tasks import get_task, parse_tasks
+from tests.conftest import HAS_TORCH, make_tiny_model, read_json_lines
+from tests.glue_fixtures import known_table, write_glue
+
+pytestmark = [pytest.mark.torch, pytest.mark.skipif(not HAS_TORCH, reason="needs the torch extra")]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A tiny model, a tiny RTE copy imported into a module cache, and the base artifact."""
+    from bench.artifacts import ensure
+    from bench.catalogue import get_backbone
+
+    root = tmp_path_factory.mktemp("glue-ft")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCH_CACHE", str(root / "cache"))
+    mp.delenv(data.GLUE_DIR_ENV, raising=False)
+    glue = write_glue(root / "glue")
+    data.import_dir(glue, parse_tasks("rte"), known=known_table(glue))
+    model = make_tiny_model(root / "tiny")
+    yield {"root": root, "glue": glue, "base": ensure(get_backbone(str(model))), "mp": mp}
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _module_cache(env, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE", str(env["root"] / "cache"))
+    monkeypatch.delenv(data.GLUE_DIR_ENV, raising=False)
+
+
+@pytest.fixture(scope="module")
+def rte_model(env):
+    """Trained the way the runner trains: in a subprocess (adapters/torch_finetune.py)."""
+    return finetune.finetuned(env["base"], get_task("rte"), seed=0)
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """Later fine-tunings run in the test process: same code, no second torch import (keeps tests fast)."""
+    monkeypatch.setenv(finetune.INPROCESS_ENV, "1")
+
+
+def _evaluate(artifact, precision="fp32") -> dict:
+    from adapters.base import Options, Variant
+    from adapters.torch_hf import TorchHFAdapter
+    from bench.plan import Cell
+    from suites import glue
+
+    adapter = TorchHFAdapter()
+    adapter.load(artifact, Variant(precision), "cpu", Options(threads=1))
+    try:
+        cell = Cell(artifact.backbone, "torch", precision, "dense", "cpu", "glue", task="rte")
+        return glue.run(adapter, cell, {"glue": {"batch_size": 8, "max_length": 64}}).metrics
+    finally:
+        adapter.close()
+
+
+def test_the_finetuned_checkpoint_is_a_canonical_task_artifact(env, rte_model):
+    meta = json.loads((rte_model.path / "meta.json").read_text())
+    config = json.loads((rte_model.path / "config.json").read_text())
+    assert (rte_model.task, rte_model.num_labels, rte_model.pretrained) == ("rte", 2, True)
+    assert rte_model.parent_hash == env["base"].content_hash and rte_model.sparsity == 0.0
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert meta["finetune"]["recipe"]["hparams"]["batch_size"] == 16  # from hparams.toml
+    assert meta["finetune"]["stats"]["steps"] == 5 * 3  # 5 epochs of 48 rows at batch 16
+    assert finetune.finetuned(env["base"], get_task("rte"), seed=0).path == rte_model.path  # cached
+
+
+def test_finetuning_twice_gives_the_same_weights_and_dev_metric(env, rte_model, tmp_path, monkeypatch, in_process):
+    """Determinism: same recipe, seed and thread count → bit-identical weights, so the dev metric is equal
+    with tolerance 0 (the runs differ in their cache directory and in- vs out-of-process training)."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "other-cache"))
+    data.import_dir(env["glue"], parse_tasks("rte"), known=known_table(env["glue"]))
+    again = finetune.finetuned(env["base"], get_task("rte"), seed=0)
+    assert again.path != rte_model.path and again.content_hash == rte_model.content_hash
+    assert _evaluate(again)["accuracy"] == _evaluate(rte_model)["accuracy"]
+    other_seed = finetune.finetuned(env["base"], get_task("rte"), seed=1)
+    assert other_seed.content_hash != rte_model.content_hash
+
+
+def test_the_suite_evaluates_dev_through_the_adapter_in_every_precision(rte_model):
+    fp32, int8 = _evaluate(rte_model), _evaluate(rte_model, "int8")
+    for m in (fp32, int8):
+        assert m["n"] == 16 and m["split"] == "dev" and 0.0 <= m["accuracy"] <= 1.0 and m["eval_s"] > 0
+        assert m["metric"] == "accuracy" and m["sequences_per_s"] > 0
+    assert abs(fp32["accuracy"] - int8["accuracy"]) <= 2 / 16  # tiny dev set: at most two flips
+
+
+def test_sparse_transfer_prunes_exactly_with_the_pruning_rule(env, rte_model, in_process):
+    from safetensors.numpy import load_file
+
+    from bench.pruning import DEFAULT_SCOPE
+
+    pruned = finetune.sparse_transfer(env["base"], get_task("rte"), 0.8, seed=0)
+    assert (pruned.task, pruned.sparsity, pruned.parent_hash) == ("rte", 0.8, rte_model.content_hash)
+    tensors = load_file(pruned.path / "model.safetensors")
+    scoped = {n: t for n, t in tensors.items() if DEFAULT_SCOPE.covers(n, t.shape)}
+    assert scoped and all(t.size - np.count_nonzero(t) == round(0.8 * t.size) for t in scoped.values())
+    assert np.count_nonzero(tensors["classifier.weight"]) == tensors["classifier.weight"].size  # head untouched
+    meta = json.loads((pruned.path / "meta.json").read_text())
+    assert "distilled from the dense fine-tuned model" in meta["pruning"]["recovery"]
+    assert 0.0 <= _evaluate(pruned)["accuracy"] <= 1.0
+
+
+def test_a_random_weight_backbone_or_missing_train_split_is_skipped_with_the_reason(env):
+    from dataclasses import replace
+
+    random = replace(env["base"], pretrained=False)
+    assert "random weights (pretrained: false)" in finetune.glue_unavailable(random, get_task("rte"))
+    assert "bench data glue --tasks mrpc --from DIR" in finetune.glue_unavailable(env["base"], get_task("mrpc"))
+
+
+def test_runner_records_glue_metrics_skips_unprepared_tasks_and_resumes(env, rte_model, tmp_path):
+    from bench import runner
+    from bench.plan import plan_from_dict
+
+    plan = plan_from_dict({"matrix": {"backbones": [str(env["base"].path)], "precisions": ["fp32", "int8"],
+                                      "suites": ["glue"], "tasks": ["rte", "qnli"]},
+                           "glue": {"batch_size": 8}, "run": {"threads": 1}})
+    summary = runner.run(plan, tmp_path / "out")
+    assert (summary.ok, summary.skipped, summary.failed) == (2, 2, 0)
+    recs = read_json_lines(tmp_path / "out" / "records.jsonl")
+    ok = [r for r in recs if r["status"] == "ok"]
+    assert {r["cell"]["precision"] for r in ok} == {"fp32", "int8"}
+    assert all(r["artifact"]["content_hash"] == rte_model.content_hash and r["metrics"]["n"] == 16 for r in ok)
+    assert all("bench data glue --tasks qnli" in r["reason"] for r in recs if r["status"] == "skipped")
+    assert runner.run(plan, tmp_path / "out").resumed == 4  # finished cells are not re-run; a skip keyed on the
+    # base weights re-runs once the task is prepared (the fine-tuned artifact changes the run key)
+
+
+def test_the_int8_calibration_never_sees_dev(env):
+    train = data.load_split("rte", "train")
+    sample = data.calibration_sample(get_task("rte"), 8)
+    pairs = set(zip(train.text_a, train.text_b, strict=True))
+    assert len(sample[0]) == 8 and set(zip(*sample, strict=True)) <= pairs
+    assert sample == data.calibration_sample(get_task("rte"), 8)  # fixed, not random per run
+
+
+
+def test_a_killed_finetuning_resumes_to_the_same_weights(env, rte_model, tmp_path, monkeypatch, in_process):
+    import adapters.torch_finetune as tf
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    data.import_dir(env["glue"], parse_tasks("rte"), known=known_table(env["glue"]))
+    monkeypatch.setattr(tf, "SAVE_EVERY_S", 0)  # save the training state after every step
+    real, calls = tf._inputs, []
+
+    def killed_at_step_8(*args):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt  # stands in for a kill in the middle of the run
+        return real(*args)
+
+    monkeypatch.setattr(tf, "_inputs", killed_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.finetuned(env["base"], get_task("rte"), seed=0)
+    monkeypatch.setattr(tf, "_inputs", real)
+    resumed = finetune.finetuned(env["base"], get_task("rte"), seed=0)
+    meta = json.loads((resumed.path / "meta.json").read_text())
+    assert meta["finetune"]["stats"]["resumed_at_step"] == 7
+    assert resumed.content_hash == rte_model.content_hash  # bit-identical to the uninterrupted run
+    assert not list((tmp_path / "cache" / "finetune-state").glob("*.pt"))  # resume point removed once done
