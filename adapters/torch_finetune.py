@@ -28,7 +28,7 @@ from bench.glue.tasks import Task, get_task
 from bench.pruning import PruneScope, magnitude_prune
 from bench.tokenizer import Encoded, Tokenizer
 
-SAVE_EVERY_S = 300  # training state is saved this often, so a killed long run resumes instead of restarting
+SAVE_EVERY_S = 120  # training state is saved this often, so a killed long run resumes instead of restarting
 
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
@@ -113,6 +113,8 @@ def _no_decay(name: str) -> bool:
 
 
 def train(spec: dict) -> dict:
+    """Fine-tune (or sparse-transfer) per `spec` and save the model to spec["out"]; returns training stats.
+    Everything random derives from spec["seed"]; the state saved to spec["state"] lets a killed run resume."""
     task = get_task(spec["task"])
     hp = HParams(**spec["hparams"])
     sparse = SparseRecipe(**spec["sparse"]) if spec.get("sparse") else None
@@ -127,9 +129,13 @@ def train(spec: dict) -> dict:
     lengths = enc.attention_mask.sum(axis=1)
     labels = torch.from_numpy(split.labels.astype(np.float32 if task.is_regression else np.int64))
 
+    state_path = Path(spec["state"]) if spec.get("state") else None
+    state = torch.load(state_path, weights_only=True) if state_path is not None and state_path.is_file() else None
     teacher_logits = None
     if sparse is not None:
-        if sparse.distill_alpha > 0:
+        if sparse.distill_alpha > 0 and state is not None and state.get("teacher_logits") is not None:
+            teacher_logits = state["teacher_logits"]
+        elif sparse.distill_alpha > 0:
             teacher = load_classifier(spec["teacher"], task, seed)
             teacher_logits = torch.from_numpy(predict(teacher, enc, lengths))
             del teacher
@@ -160,9 +166,7 @@ def train(spec: dict) -> dict:
     model.train()
     losses: list[float] = []
     tokens, start, elapsed = 0, 0, 0.0
-    state_path = Path(spec["state"]) if spec.get("state") else None
-    if state_path is not None and state_path.is_file():  # a killed run of the same recipe: go on from there
-        state = torch.load(state_path, weights_only=True)
+    if state is not None:  # a killed run of the same recipe: go on from there
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -206,7 +210,8 @@ def train(spec: dict) -> dict:
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": torch.get_rng_state(), "losses": losses, "tokens": tokens, "step": step + 1,
                 "elapsed": elapsed + time.perf_counter() - started,
-                "masks": pruner.masks if pruner else {}, "sparsity": pruner.sparsity if pruner else 0.0})
+                "masks": pruner.masks if pruner else {}, "sparsity": pruner.sparsity if pruner else 0.0,
+                "teacher_logits": teacher_logits})
             saved = time.monotonic()
     bar.close()
     if pruner is not None:

@@ -1,4 +1,4 @@
-"""`bench` command line: list, run, report, compare, baseline, export. Bad input exits 2 with one line naming the
+"""`bench` command line: list, run, report, compare, baseline, export, data. Bad input exits 2 with one line naming the
 valid choices; `compare` exits 1 on a regression."""
 
 from __future__ import annotations
@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
                       help=f"baseline store (default: {DEFAULT_BASELINES}); one <machine>/records.jsonl each")
 
+    from bench.glue.cli import add_data_parser
+
+    add_data_parser(sub)
+
     exp = sub.add_parser("export", help="records in another tool's format (pytest-benchmark JSON)")
     exp.add_argument("inputs", nargs="+", type=Path)
     exp.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")
@@ -124,13 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
-                "baseline": cmd_baseline, "export": cmd_export}[args.command](args)
+                "baseline": cmd_baseline, "export": cmd_export, "data": cmd_data}[args.command](args)
     except UsageError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted; finished cells are saved, re-run to resume", file=sys.stderr)
         return 130
+
+
+def cmd_data(args) -> int:
+    from bench.glue.cli import cmd_data as run_data
+
+    return run_data(args)
 
 
 def cmd_list(args) -> int:

@@ -250,8 +250,8 @@ def run_training(spec: dict, threads: int) -> dict:
         from adapters.torch_finetune import train_here
 
         return train_here(spec | {"threads": threads})
-    with tempfile.TemporaryDirectory(prefix="bench-finetune-") as tmp:
-        spec_path, out_path, err_path = (Path(tmp) / n for n in ("spec.json", "stats.json", "error.txt"))
+    with tempfile.TemporaryDirectory(prefix="glue-train-") as tmp:
+        spec_path, out_path, err_path = (Path(tmp) / n for n in ("recipe.json", "stats.json", "error.txt"))
         spec_path.write_text(json.dumps(spec | {"threads": threads, "stats": str(out_path), "error": str(err_path)}))
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                             "PYTHONUNBUFFERED": "1"}
