@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ os.environ.setdefault("MXNET_HOME", str(ROOT / ".cache" / "mxnet"))
 from adapters.base import Options, Variant  # noqa: E402
 from bench.artifacts import ensure  # noqa: E402
 from bench.catalogue import get_backbone  # noqa: E402
-from bench.environment import apply_offline_env  # noqa: E402
+from bench.environment import apply_offline_env, cpu_info  # noqa: E402
 from bench.runtimes import get_runtime  # noqa: E402
 from bench.tokenizer import filled_text  # noqa: E402
 
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             checks[f"{runtime} int8-static speed-up over its fp32"] = {"ratio": speedup, "target": "> 1",
                                                                       "met": speedup > 1}
     summary = {"backbone": args.backbone, "shape": f"b{args.batch} s{args.seq}", "threads": args.threads,
-               "rounds": args.rounds, "iters_per_round": args.iters, "cpu": platform.processor() or platform.machine(),
+               "rounds": args.rounds, "iters_per_round": args.iters, "cpu": cpu_info()["model"],
                "loadavg_before": load_before, "loadavg_after": load_after, "results": rows, "checks": checks,
                "engines": {e.label: e.info for e in engines}}
     print(f"{args.backbone} b{args.batch} s{args.seq}, {args.threads} threads, {args.rounds} rounds x {args.iters}, "
