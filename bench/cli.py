@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="backbones, runtimes and presets")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "backbones", "runtimes", "presets"])
 
-    run = sub.add_parser("run", help="run a plan: every cell in its own subprocess, records to --out")
+    run = sub.add_parser("run", help="run a plan in worker processes (one per variant), records to --out")
     run.add_argument("--preset", default="default", help="preset name or .toml file (default: default)")
     run.add_argument("--backbones", type=_csv(str), help="comma list; catalogue names or local HF dirs")
     run.add_argument("--runtimes", type=_csv(str),
@@ -57,11 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sparsities", type=_csv(str), help="comma list of dense,pruned80,pruned90")
     run.add_argument("--devices", type=_csv(str), help="comma list of cpu,cuda")
     run.add_argument("--suites", type=_csv(str), help="comma list of params,latency,throughput,parity,glue")
+    run.add_argument("--tasks", type=_csv(str), help="GLUE tasks of the glue suite, e.g. mrpc,rte (bench list)")
     run.add_argument("--seq-lens", type=_csv(_positive_int), help="latency sequence lengths, e.g. 32,128,384")
     run.add_argument("--batches", type=_csv(_positive_int), help="throughput batch sizes, e.g. 1,8,32")
     run.add_argument("--threads", type=_positive_int, help="threads per cell (default: physical cores)")
     run.add_argument("--timeout", type=float, help="seconds per cell before it is killed and marked failed")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result directory (default: {DEFAULT_OUT})")
+    run.add_argument("--isolate", choices=["variant", "cell"],
+                     help="worker process per variant (default: loaded once for all its suites) or per cell")
     run.add_argument("--force", action="store_true", help="re-run cells already recorded in --out")
     run.add_argument("--no-report", action="store_true", help="do not write report.md/report.csv in --out")
     run.add_argument("--dry-run", action="store_true", help="print the cells and exit")
@@ -181,13 +184,15 @@ def cmd_run(args) -> int:
         if absent:
             runtimes = installed
     plan = with_overrides(plan, backbones=args.backbones, runtimes=runtimes, precisions=args.precisions,
-                          sparsities=args.sparsities, devices=args.devices, suites=args.suites)
+                          sparsities=args.sparsities, devices=args.devices, suites=args.suites, tasks=args.tasks)
     if args.seq_lens:
         plan = replace(plan, latency=replace(plan.latency, seq_lens=args.seq_lens))
     if args.batches:
         plan = replace(plan, throughput=replace(plan.throughput, batches=args.batches))
     if args.threads:
         plan = replace(plan, threads=args.threads)
+    if args.isolate:
+        plan = replace(plan, isolate=args.isolate)
     if args.timeout is not None:
         if not args.timeout > 0:
             raise UsageError("--timeout must be > 0 seconds")

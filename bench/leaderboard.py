@@ -19,6 +19,7 @@ import hashlib
 import html
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,12 +149,14 @@ def _drops(table: pd.DataFrame) -> list[float]:
 
 
 def speed_column(table: pd.DataFrame) -> tuple[str | None, bool]:
-    """The column that ranks speed and whether higher is better: best throughput, else reference latency."""
-    if "best_seq_per_s" in table and table["best_seq_per_s"].notna().any():
-        return "best_seq_per_s", True
+    """The column that ranks speed and whether higher is better: best throughput or batch-1 latency (s128 if
+    measured), whichever more rows have (a preset may sweep batches for one runtime only), throughput on a tie."""
     lat = sorted(c for c in table.columns if c.startswith("p50_ms_s"))
     ref = next((c for c in lat if c.endswith("s128")), lat[0] if lat else None)
-    return ref, False
+    options = [(c, higher) for c, higher in (("best_seq_per_s", True), (ref, False)) if c in table]
+    if not options:
+        return None, False
+    return max(options, key=lambda o: int(table[o[0]].notna().sum()))  # max keeps the first on a tie
 
 
 def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT) -> pd.DataFrame:
@@ -235,6 +238,23 @@ def pareto_front(x: np.ndarray, y: np.ndarray, y_higher: bool) -> np.ndarray:
 MARKERS = "osD^vP*Xhp<>"
 
 
+def _plot_caption(facets: list, hidden: int) -> str:
+    """What the figure shows, in one sentence (it differs when no GLUE accuracy exists)."""
+    n_acc = sum(f[0] == "accuracy" for f in facets)
+    if not facets:
+        what = "nothing to plot: no timed cell"
+    elif n_acc == 0:
+        what = (f"{NO_ACCURACY} yet (no GLUE records): throughput vs weight size per backbone, "
+                "Pareto front = faster and smaller")
+    else:
+        what = "accuracy vs throughput per backbone and task, Pareto front = faster and more accurate" + (
+            f"; {len(facets) - n_acc} panel(s) without accuracy show throughput vs size"
+            if n_acc < len(facets) else "")
+    if hidden:
+        what += f"; {hidden} more panels not drawn"
+    return what
+
+
 def plot(table: pd.DataFrame, png: Path, svg: Path, budget_pct: float = DEFAULT_BUDGET_PCT) -> str:
     """Accuracy vs throughput per backbone × task; where no accuracy exists, throughput vs weight size per
     backbone, and the figure says so. Colour = runtime, marker = precision; only Pareto-front points are
@@ -258,10 +278,13 @@ def plot(table: pd.DataFrame, png: Path, svg: Path, budget_pct: float = DEFAULT_
     facets = facets[:MAX_FACETS]
     ncols = min(3, max(1, len(facets)))
     nrows = max(1, math.ceil(len(facets) / ncols))
-    height = 3.6 * nrows + 1.3
+    what = _plot_caption(facets, hidden)
+    title = textwrap.wrap(what, width=int(11 * 5.4 * ncols))  # ≈ 11 characters per inch at 11 pt: never cut off
+    height = 3.6 * nrows + 1.3 + 0.2 * (len(title) - 1)
     fig = Figure(figsize=(5.4 * ncols, height))  # fixed margins: layout engines cost seconds on big grids
-    fig.subplots_adjust(left=0.9 / (5.4 * ncols), right=1 - 0.15 / ncols, top=1 - 1.15 / height,
-                        bottom=0.55 / height, wspace=0.3, hspace=0.42)
+    top = 1 - (0.95 + 0.2 * len(title)) / height
+    fig.subplots_adjust(left=0.9 / (5.4 * ncols), right=1 - 0.15 / ncols, top=top, bottom=0.55 / height,
+                        wspace=0.3, hspace=0.42)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     xlabel = "best throughput (sequences/s, higher is better)" if higher else "1000 / p50 latency (1/s)"
     runtimes = sorted(table.runtime.astype(str).unique())
@@ -304,26 +327,16 @@ def plot(table: pd.DataFrame, png: Path, svg: Path, budget_pct: float = DEFAULT_
         ax.grid(alpha=0.3)
     for ax in axes[len(facets):]:
         ax.axis("off")
-    n_acc = sum(f[0] == "accuracy" for f in facets)
     if not facets:
-        what = "nothing to plot: no timed cell"
-        axes[0].text(0.5, 0.5, what, ha="center", va="center", transform=axes[0].transAxes)
-    elif n_acc == 0:
-        what = (f"{NO_ACCURACY} yet (no GLUE records): throughput vs weight size per backbone, "
-                "Pareto front = faster and smaller")
-    else:
-        what = "accuracy vs throughput per backbone and task, Pareto front = faster and more accurate" + (
-            f"; {len(facets) - n_acc} panel(s) without accuracy show throughput vs size"
-            if n_acc < len(facets) else "")
-    if hidden:
-        what += f"; {hidden} more panels not drawn"
-    fig.suptitle(what, fontsize=11, y=1 - 0.12 / height, va="top")
+        axes[0].text(0.5, 0.5, what, ha="center", va="center", transform=axes[0].transAxes, wrap=True)
+    n_acc = sum(f[0] == "accuracy" for f in facets)
+    fig.suptitle("\n".join(title), fontsize=11, y=1 - 0.12 / height, va="top")
     handles = [Line2D([], [], ls="", marker="o", color=color[r], label=_plain(r)) for r in runtimes]
     handles += [Line2D([], [], ls="", marker=marker[p], color="grey", label=_plain(p)) for p in precisions]
     handles += [Line2D([], [], color="black", lw=1, label="Pareto front (labelled)")]
     if n_acc:
         handles.append(Line2D([], [], color="grey", ls=":", lw=1, label=f"−{budget_pct:g}% accuracy budget"))
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.45 / height),
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - (0.25 + 0.2 * len(title)) / height),
                ncol=min(len(handles), 8), fontsize=8, frameon=False)
     fig.savefig(png, dpi=100, metadata={"Software": None}, pil_kwargs={"compress_level": 3})
     with rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, faster, searchable

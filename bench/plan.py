@@ -108,6 +108,7 @@ class Plan:
     threads: int = 0  # 0: one per physical core
     timeout_s: float = 900.0
     seed: int = 0
+    isolate: str = "variant"  # one worker process per variant (loaded once) or per "cell" (bench/runner.py)
     name: str = "custom"
 
     def cells(self) -> list[Cell]:
@@ -115,7 +116,8 @@ class Plan:
 
     def settings(self) -> dict:
         return {"latency": asdict(self.latency), "throughput": asdict(self.throughput), "glue": asdict(self.glue),
-                "threads": self.threads, "timeout_s": self.timeout_s, "seed": self.seed}
+                "threads": self.threads, "timeout_s": self.timeout_s, "seed": self.seed,
+                "isolate": self.isolate}
 
 
 def list_presets() -> list[str]:
@@ -145,7 +147,7 @@ def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> P
     if unknown:
         raise UsageError(f"{where}: unknown section(s) {sorted(unknown)}; allowed: {sorted(known)}")
     run = _section(data, "run", where)
-    extra = set(run) - {"threads", "timeout_s", "seed"}
+    extra = set(run) - {"threads", "timeout_s", "seed", "isolate"}
     if extra:
         raise UsageError(f"{where}: unknown key(s) in [run]: {sorted(extra)}")
     plan = Plan(
@@ -156,6 +158,7 @@ def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> P
         threads=_int(run.get("threads", 0), f"{where} [run] threads", minimum=0),
         timeout_s=_num(run.get("timeout_s", 900.0), f"{where} [run] timeout_s"),
         seed=_int(run.get("seed", 0), f"{where} [run] seed", minimum=0),
+        isolate=_isolate(run.get("isolate", "variant"), f"{where} [run] isolate"),
         scopes=_scopes(_section(data, "runtime", where), where),
         name=name,
     )
@@ -223,6 +226,15 @@ def _build(cls, values: dict, where: str):
 def _int(value, where: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UsageError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+ISOLATION = ("variant", "cell")
+
+
+def _isolate(value, where: str) -> str:
+    if value not in ISOLATION:
+        raise UsageError(f"{where} must be one of {', '.join(ISOLATION)}, got {value!r}")
     return value
 
 

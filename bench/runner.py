@@ -1,12 +1,15 @@
-"""Runner: each cell in its own subprocess with a timeout; one record appended per finished cell.
+"""Runner: the cells of each variant in their own subprocess (bench/worker.py), a timeout per cell, one
+record appended as each cell finishes.
 
-A crash, abort or hang inside a framework becomes a `failed` record with the reason (signal or exit code and
-the last stderr lines) and the run goes on. Re-running the same plan skips cells already recorded `ok` or
+A crash, abort or hang inside a framework becomes a `failed` record for the cell it hit, with the reason
+(signal or exit code and the last stderr lines); the variant's other cells go on in a fresh process, and the
+run goes on. Re-running the same plan skips cells already recorded `ok` or
 `skipped` for the same cell, artifact, harness version and machine, unless `force` is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,11 +18,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from itertools import groupby
 from pathlib import Path
 
-from bench import __version__, exports
+from bench import __version__, exports, worker
 from bench.artifacts import Artifact, ensure
 from bench.catalogue import get_backbone
 from bench.environment import apply_offline_env, describe, has_cuda_gpu
@@ -32,6 +37,7 @@ from bench.runtimes import get_runtime
 from bench.worker import now
 
 STDERR_TAIL_LINES = 8
+POLL_S = 0.2  # how often the runner looks for a finished cell (it sleeps in between)
 
 
 @dataclass
@@ -73,6 +79,7 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
     glue = prepare_glue(plan.cells(), plan.seed, threads)  # fine-tuned artifacts, or why a glue cell is skipped
     gpu = has_cuda_gpu()
     summary = RunSummary()
+    todo: list[tuple[Cell, Artifact, str, dict | None]] = []  # (cell, artifact, run key, fields if not run)
     for cell in plan.cells():
         prepared = glue.get(cell)
         artifact = prepared.artifact if prepared else artifacts[cell.backbone, cell.sparsity]
@@ -81,21 +88,42 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
             summary.resumed += 1
             notify("resumed", cell, None)
             continue
-        notify("start", cell, None)
-        started = now()
+        fields = None
         if cell.device == "cuda" and not gpu:
             fields = {"status": "skipped", "reason": "device cuda: no CUDA GPU on this machine (nvidia-smi)"}
         elif prepared and prepared.reason:
             fields = {"status": prepared.status, "reason": prepared.reason}
-        else:
-            fields = _run_in_subprocess(cell, artifact, settings, threads, plan.timeout_s)
-        record = Record(cell=cell, artifact=artifact.summary(), settings=settings, environment=environment,
-                        harness_version=__version__, run_key=key,
-                        **({"started": started, "finished": now()} | fields))
-        append(records_path, record)
-        summary.add(record.status)
-        notify("end", cell, record)
+        todo.append((cell, artifact, key, fields))
+
+    def record(cell: Cell, artifact: Artifact, key: str, fields: dict) -> None:
+        rec = Record(cell=cell, artifact=artifact.summary(), settings=settings, environment=environment,
+                     harness_version=__version__, run_key=key, **fields)
+        append(records_path, rec)
+        summary.add(rec.status)
+        notify("end", cell, rec)
+
+    # consecutive cells of one variant share a worker process (one load) unless isolate = "cell"; cells
+    # decided without running form their own group
+    shared = plan.isolate == "variant"
+    for _, same in groupby(todo, key=lambda t: _variant(t[0], t[1]) if shared and t[3] is None else id(t)):
+        group = list(same)
+        if group[0][3] is not None:
+            (cell, artifact, key, fields), = group
+            notify("start", cell, None)
+            record(cell, artifact, key, {"started": now(), "finished": now()} | fields)
+            continue
+        cells, artifact = [t[0] for t in group], group[0][1]
+        notify("start", cells[0], None)
+        for i, fields in _run_variant(cells, artifact, settings, threads, plan.timeout_s):
+            record(cells[i], artifact, group[i][2], fields)
+            if i + 1 < len(cells):
+                notify("start", cells[i + 1], None)
     return summary
+
+
+def _variant(cell: Cell, artifact: Artifact) -> tuple:
+    """Cells that can share one loaded adapter: same model file, same runtime, precision and device."""
+    return cell.backbone, cell.runtime, cell.precision, cell.sparsity, cell.device, artifact.content_hash
 
 
 def needed_forms(cell: Cell) -> list[str]:
@@ -121,22 +149,89 @@ def prepare_artifacts(cells: list[Cell], seed: int, check: bool = True) -> dict[
     return artifacts
 
 
-def _run_in_subprocess(cell: Cell, artifact: Artifact, settings: dict, threads: int, timeout_s: float) -> dict:
-    spec = {"cell": asdict(cell), "artifact": artifact.summary(), "settings": settings, "threads": threads}
+def _run_variant(cells: list[Cell], artifact: Artifact, settings: dict, threads: int,
+                 timeout_s: float) -> Iterator[tuple[int, dict]]:
+    """(index, record fields) for every cell, in order, as each finishes. One worker process runs them all;
+    if it dies or hangs, the cell it was on fails with the reason (every remaining cell if it never finished
+    loading: the load is the same for all) and the rest go to a fresh worker. `timeout_s` applies per cell
+    (the first one's includes the load)."""
+    pending = list(range(len(cells)))
+    while pending:
+        spec = {"cells": [asdict(cells[i]) for i in pending], "artifact": artifact.summary(),
+                "settings": settings, "threads": threads}
+        started = now()
+        finished = 0
+        end: WorkerEnd | None = None
+        for local, fields in _one_worker(spec, timeout_s):
+            if isinstance(fields, WorkerEnd):
+                end = fields
+                break
+            yield pending[local], fields
+            finished, started = local + 1, now()
+        pending = pending[finished:]
+        if not pending or end is None or end.restart:
+            continue  # a framework exception: its cell is recorded, the rest get a fresh process
+        failed = {"status": "failed", "started": started, "finished": now(), "reason": end.reason}
+        hit = pending if not end.loaded else pending[:1]
+        for i in hit:
+            yield i, failed
+        pending = pending[len(hit):]
+
+
+@dataclass
+class WorkerEnd:
+    """How a worker ended without finishing its cells: asked for a restart, or died/hung (reason)."""
+
+    restart: bool
+    loaded: bool
+    reason: str = ""
+
+
+def _one_worker(spec: dict, timeout_s: float) -> Iterator[tuple[int, dict | WorkerEnd]]:
+    """Start one worker and yield (index, fields) as its result files appear; a last (-1, WorkerEnd) if it
+    stopped short of the last cell."""
+    n = len(spec["cells"])
     with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
-        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path, out_dir, err_path = Path(tmp) / "spec.json", Path(tmp) / "out", Path(tmp) / "stderr.txt"
+        out_dir.mkdir()
         spec_path.write_text(json.dumps(spec))
-        env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-                            "OPENBLAS_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)]
+        env = os.environ | {"OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"]),
+                            "OPENBLAS_NUM_THREADS": str(spec["threads"]), "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_dir)]
+        with err_path.open("wb") as err:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        next_i, deadline = 0, time.monotonic() + (timeout_s or float("inf"))
         try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s or None,
-                                  start_new_session=True)
-        except subprocess.TimeoutExpired as exc:
-            return {"status": "failed", "reason": f"timed out after {timeout_s:g} s" + _tail(exc.stderr)}
-        if out_path.is_file():
-            return json.loads(out_path.read_text())
-        return {"status": "failed", "reason": _death(proc.returncode) + _tail(proc.stderr)}
+            while next_i < n:
+                try:
+                    code = proc.wait(timeout=POLL_S)
+                except subprocess.TimeoutExpired:
+                    code = None
+                while next_i < n and (out_dir / f"{next_i}.json").is_file():
+                    yield next_i, json.loads((out_dir / f"{next_i}.json").read_text())
+                    next_i, deadline = next_i + 1, time.monotonic() + (timeout_s or float("inf"))
+                if next_i == n:
+                    break
+                loaded = (out_dir / worker.LOADED).exists()
+                if code is not None:
+                    reason = "" if code == worker.RESTART else _death(code) + _tail(err_path.read_bytes())
+                    yield -1, WorkerEnd(code == worker.RESTART, loaded, reason)
+                    return
+                if time.monotonic() > deadline:
+                    _kill(proc)
+                    yield -1, WorkerEnd(False, loaded, f"timed out after {timeout_s:g} s"
+                                        + ("" if loaded else " (while loading)") + _tail(err_path.read_bytes()))
+                    return
+        finally:
+            _kill(proc)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """The worker and anything it started (its own session), if still running."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _death(code: int) -> str:

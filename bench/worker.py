@@ -1,5 +1,15 @@
-"""One cell in its own process: load the adapter, run the suite, write the record. Invoked by the runner as
-`python -m bench.worker SPEC.json OUT.json`; anything that kills this process is reported by the runner."""
+"""The cells of one variant in their own process: load the adapter once, run each cell's suite, write each
+record as soon as it exists. Invoked by the runner as `python -m bench.worker SPEC.json OUT_DIR`.
+
+Why one process per variant and not per cell: loading is most of a cell's cost (an INT8 MXNet BERT is
+re-quantized, a DeepSparse engine compiled, torch imported) and it is the same work for every suite of a
+variant. Isolation is kept where it matters: anything that kills this process fails the cell it was running
+(the runner tells which from the files written so far) and the runner re-runs the rest in a fresh process.
+
+OUT_DIR gets `loaded` once the adapter is loaded and `<i>.json` when cell i is done (both written atomically).
+Exit code RESTART (after a framework exception) asks the runner for a fresh process for the remaining cells,
+since an adapter that raised from inside its framework may be left in any state.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +21,33 @@ from pathlib import Path
 
 from bench.environment import apply_offline_env
 
+RESTART = 3
+LOADED = "loaded"
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def run_cell(spec: dict) -> dict:
-    """Record fields (status, reason, metrics, samples, runtime) for the cell in `spec`."""
+def write_json(path: Path, fields: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(fields, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+    tmp.rename(path)
+
+
+def _failure(exc: BaseException) -> dict:
+    from bench.errors import CellError, CellSkipped, UsageError
+
+    if isinstance(exc, CellSkipped):
+        return {"status": "skipped", "reason": str(exc)}
+    if isinstance(exc, CellError | UsageError):
+        return {"status": "failed", "reason": str(exc)}
+    traceback.print_exc()
+    return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def run_cells(spec: dict, out_dir: Path) -> int:
+    """Run spec["cells"] (same backbone, runtime, precision, sparsity, device and artifact) on one adapter."""
     from adapters.base import Options, Variant
     from bench.artifacts import Artifact
     from bench.errors import CellError, CellSkipped, UsageError
@@ -25,22 +55,33 @@ def run_cell(spec: dict) -> dict:
     from bench.runtimes import get_runtime
     from suites import get_suite
 
-    cell = Cell(**spec["cell"])
-    adapter = None
+    cells = [Cell(**c) for c in spec["cells"]]
+    first, adapter = cells[0], None
+    started = now()
     try:
-        adapter = get_runtime(cell.runtime).load_adapter_class()()
-        adapter.load(Artifact.from_summary(spec["artifact"]), Variant(cell.precision, cell.sparsity), cell.device,
-                     Options(threads=spec["threads"]))
-        result = get_suite(cell.suite).run(adapter, cell, spec["settings"])
-        return {"status": "ok", "metrics": result.metrics, "samples": result.samples,
-                "runtime": adapter.info()}
-    except CellSkipped as exc:
-        return {"status": "skipped", "reason": str(exc)}
-    except (CellError, UsageError) as exc:
-        return {"status": "failed", "reason": str(exc)}
-    except Exception as exc:  # a framework error fails this cell only
-        traceback.print_exc()
-        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        try:
+            adapter = get_runtime(first.runtime).load_adapter_class()()
+            adapter.load(Artifact.from_summary(spec["artifact"]), Variant(first.precision, first.sparsity),
+                         first.device, Options(threads=spec["threads"]))
+        except Exception as exc:  # the same for every cell of the variant: each gets the reason, no retry
+            fields = _failure(exc) | {"started": started, "finished": now()}
+            for i in range(len(cells)):
+                write_json(out_dir / f"{i}.json", fields)
+            return 0
+        (out_dir / LOADED).touch()
+        for i, cell in enumerate(cells):
+            started = started if i == 0 else now()  # the first cell's time includes the load
+            try:
+                result = get_suite(cell.suite).run(adapter, cell, spec["settings"])
+                fields = {"status": "ok", "metrics": result.metrics, "samples": result.samples,
+                          "runtime": adapter.info()}
+            except (CellSkipped, CellError, UsageError) as exc:
+                fields = _failure(exc)
+            except Exception as exc:  # a framework error fails this cell; the rest get a fresh process
+                write_json(out_dir / f"{i}.json", _failure(exc) | {"started": started, "finished": now()})
+                return RESTART
+            write_json(out_dir / f"{i}.json", fields | {"started": started, "finished": now()})
+        return 0
     finally:
         if adapter is not None:
             adapter.close()
@@ -48,15 +89,8 @@ def run_cell(spec: dict) -> dict:
 
 def main(argv: list[str]) -> int:
     apply_offline_env()
-    spec_path, out_path = Path(argv[0]), Path(argv[1])
-    spec = json.loads(spec_path.read_text())
-    started = now()
-    fields = run_cell(spec)
-    fields |= {"started": started, "finished": now()}
-    tmp = out_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(fields, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
-    tmp.rename(out_path)
-    return 0
+    spec_path, out_dir = Path(argv[0]), Path(argv[1])
+    return run_cells(json.loads(spec_path.read_text()), out_dir)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """A framework-free test runtime whose cells misbehave on purpose, selected by precision:
 fp32 works, fp16 aborts the process, bf16 hangs, int8 raises inside "the framework".
 With FAULT_SEQ_MOD=m, fp32 cells whose sequence length is a multiple of m die as the OOM killer would
-(SIGKILL); used by benchmarks/runner_faults.py to inject faults into a fraction of cells."""
+(SIGKILL); used by benchmarks/runner_faults.py to inject faults into a fraction of cells. With
+FAULT_RAISE_SEQ=n, a forward at sequence length n raises inside "the framework" after a successful load.
+info() reports the worker's pid, so tests can tell which cells shared a process."""
 
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ class FaultAdapter(BaseAdapter):
     def forward(self, batch: Batch) -> np.ndarray:
         if self.mode == "bf16":
             time.sleep(3600)
+        if batch.shape[1] == int(os.environ.get("FAULT_RAISE_SEQ", "0")):
+            raise RuntimeError("simulated framework error in forward")
         mod = int(os.environ.get("FAULT_SEQ_MOD", "0"))
         if mod and batch.shape[1] % mod == 0:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -38,7 +42,7 @@ class FaultAdapter(BaseAdapter):
         return ParamCounts(10, 10, 8, 40)
 
     def info(self) -> dict:
-        return {"mode": self.mode}
+        return {"mode": self.mode, "pid": os.getpid()}
 
 
 register(Runtime("fault", "tests.fault_adapter:FaultAdapter", "test", (),

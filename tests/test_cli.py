@@ -82,6 +82,16 @@ def test_dry_run_lists_cells_without_running(capsys, tmp_path):
     assert code == 0 and "6 cells" in out and not (tmp_path / "o").exists()
 
 
+def test_tasks_flag_chooses_the_glue_tasks(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "run", "--preset", "default", "--runtimes", "torch", "--precisions", "fp32",
+                           "--devices", "cpu", "--suites", "glue", "--tasks", "rte,cola", "--dry-run",
+                           "--out", str(tmp_path / "o"))
+    assert code == 0 and "rte" in out and "cola" in out and "mrpc" not in out
+    code, _, err = run_cli(capsys, "run", "--suites", "glue", "--tasks", "mnli-typo", "--dry-run",
+                           "--out", str(tmp_path / "o"))
+    assert code == 2 and "unknown GLUE task 'mnli-typo'" in err and "mrpc" in err
+
+
 @needs_torch
 def test_end_to_end_run_then_report(tmp_path, tiny_model_dir):
     preset = tmp_path / "tiny.toml"

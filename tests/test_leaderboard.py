@@ -169,3 +169,16 @@ def test_thin_or_odd_result_sets_still_give_a_leaderboard(tmp_path, case):
     assert paths.html.stat().st_size and paths.png.stat().st_size
     if case == "one-failure":
         assert "&lt;b&gt;boom&lt;/b&gt;" in paths.html.read_text()  # the failure reason is shown, as text
+
+
+def test_speed_ranks_by_the_column_most_rows_have():
+    import pandas as pd
+
+    from bench.leaderboard import speed_column
+
+    both = pd.DataFrame({"best_seq_per_s": [30.0, 40.0], "p50_ms_s128": [30.0, 25.0], "p50_ms_s32": [9.0, 8.0]})
+    assert speed_column(both) == ("best_seq_per_s", True)
+    torch_only_sweep = both.assign(best_seq_per_s=[30.0, None])  # e.g. throughput swept for torch only
+    assert speed_column(torch_only_sweep) == ("p50_ms_s128", False)
+    assert speed_column(pd.DataFrame({"p50_ms_s32": [9.0]})) == ("p50_ms_s32", False)
+    assert speed_column(pd.DataFrame({"x": [1]})) == (None, False)

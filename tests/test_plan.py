@@ -135,3 +135,10 @@ def test_plan_parsing_either_expands_to_valid_cells_or_raises_usage_error(bbs, p
 
 def test_matrix_defaults_are_runnable():
     assert Plan(matrix=Matrix()).cells()
+
+
+def test_isolation_is_per_variant_by_default_and_only_variant_or_cell():
+    assert load_preset("default").isolate == "variant"
+    assert plan_from_dict({"run": {"isolate": "cell"}}).isolate == "cell"
+    with pytest.raises(UsageError, match=r"\[run\] isolate must be one of variant, cell, got 'thread'"):
+        plan_from_dict({"run": {"isolate": "thread"}})

@@ -1,4 +1,5 @@
-"""Cells run in subprocesses: crashes, hangs and framework errors fail one cell, never the run."""
+"""Cells run in subprocesses, one per variant: crashes, hangs and framework errors fail one cell, never the
+run, and the variant's other cells go on in a fresh process."""
 
 from pathlib import Path
 
@@ -28,11 +29,12 @@ def fake_model(directory):
               directory / "model.safetensors")
 
 
-def fault_plan(model_dir, precisions, timeout_s=60.0):
+def fault_plan(model_dir, precisions, timeout_s=60.0, seq_lens=(8,)):
     return plan_from_dict({
         "matrix": {"backbones": [str(model_dir)], "runtimes": ["fault"], "precisions": precisions,
                    "suites": ["params", "latency"]},
-        "latency": {"seq_lens": [8], "warmup_iters": 1, "warmup_s": 0.0, "min_iters": 3, "min_time_s": 0.0},
+        "latency": {"seq_lens": list(seq_lens), "warmup_iters": 1, "warmup_s": 0.0, "min_iters": 3,
+                    "min_time_s": 0.0},
         "run": {"threads": 1, "timeout_s": timeout_s},
     })
 
@@ -67,3 +69,63 @@ def test_rerun_skips_finished_cells_and_retries_failed_ones(tmp_path, vocab_dir,
     assert (again.resumed, again.failed) == (2, 2)  # ok cells kept, failed cells tried again
     forced = run(plan, tmp_path, force=True)
     assert forced.resumed == 0 and len(read(tmp_path / RECORDS_FILE)) == 10
+
+
+def by_cell(out_dir):
+    return {(r.cell.suite, r.cell.seq_len): r for r in read(out_dir / RECORDS_FILE)}
+
+
+def test_a_variants_cells_share_one_process(tmp_path, vocab_dir, fault_runtime):
+    fake_model(vocab_dir)
+    run(fault_plan(vocab_dir, ["fp32"], seq_lens=(8, 12)), tmp_path)
+    recs = by_cell(tmp_path)
+    assert {r.status for r in recs.values()} == {"ok"}
+    assert len({r.runtime["pid"] for r in recs.values()}) == 1  # loaded once for params and both latencies
+
+
+def test_isolate_cell_gives_every_cell_its_own_process(tmp_path, vocab_dir, fault_runtime):
+    from dataclasses import replace
+
+    fake_model(vocab_dir)
+    run(replace(fault_plan(vocab_dir, ["fp32"], seq_lens=(8, 12)), isolate="cell"), tmp_path)
+    assert len({r.runtime["pid"] for r in by_cell(tmp_path).values()}) == 3
+
+
+def test_a_killed_cell_fails_alone_and_the_rest_run_in_a_fresh_process(tmp_path, vocab_dir, fault_runtime,
+                                                                         monkeypatch):
+    fake_model(vocab_dir)
+    monkeypatch.setenv("FAULT_SEQ_MOD", "8")  # the s8 latency cell dies as the OOM killer would
+    summary = run(fault_plan(vocab_dir, ["fp32"], seq_lens=(8, 12)), tmp_path)
+    recs = by_cell(tmp_path)
+    assert recs["latency", 8].status == "failed" and "SIGKILL" in recs["latency", 8].reason
+    assert recs["params", 0].status == recs["latency", 12].status == "ok"
+    assert recs["params", 0].runtime["pid"] != recs["latency", 12].runtime["pid"]
+    assert (summary.ok, summary.failed) == (2, 1)
+
+
+def test_a_framework_error_fails_its_cell_and_the_rest_get_a_fresh_process(tmp_path, vocab_dir, fault_runtime,
+                                                                           monkeypatch):
+    fake_model(vocab_dir)
+    monkeypatch.setenv("FAULT_RAISE_SEQ", "8")
+    run(fault_plan(vocab_dir, ["fp32"], seq_lens=(8, 12)), tmp_path)
+    recs = by_cell(tmp_path)
+    assert recs["latency", 8].reason == "RuntimeError: simulated framework error in forward"
+    assert recs["latency", 12].status == "ok"
+    assert recs["params", 0].runtime["pid"] != recs["latency", 12].runtime["pid"]
+
+
+def test_the_timeout_is_per_cell_and_hits_only_the_hanging_one(tmp_path, vocab_dir, fault_runtime):
+    fake_model(vocab_dir)
+    run(fault_plan(vocab_dir, ["bf16"], timeout_s=3.0), tmp_path)  # bf16 loads fine and hangs in forward
+    recs = by_cell(tmp_path)
+    assert recs["params", 0].status == "ok"
+    assert recs["latency", 8].status == "failed" and recs["latency", 8].reason.startswith("timed out after 3 s")
+
+
+def test_a_load_that_kills_the_worker_fails_every_cell_of_the_variant_with_one_attempt(tmp_path, vocab_dir,
+                                                                                       fault_runtime):
+    fake_model(vocab_dir)
+    run(fault_plan(vocab_dir, ["fp16"], seq_lens=(8, 12)), tmp_path)  # fp16 aborts inside load()
+    recs = by_cell(tmp_path)
+    assert len(recs) == 3 and all("SIGABRT" in r.reason for r in recs.values())
+    assert len({r.started for r in recs.values()}) == 1  # not retried once per cell
