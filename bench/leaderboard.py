@@ -238,17 +238,17 @@ def pareto_front(x: np.ndarray, y: np.ndarray, y_higher: bool) -> np.ndarray:
 MARKERS = "osD^vP*Xhp<>"
 
 
-def _plot_caption(facets: list, hidden: int) -> str:
+def _plot_caption(facets: list, hidden: int, speed: str = "throughput") -> str:
     """What the figure shows, in one sentence (it differs when no GLUE accuracy exists)."""
     n_acc = sum(f[0] == "accuracy" for f in facets)
     if not facets:
         what = "nothing to plot: no timed cell"
     elif n_acc == 0:
-        what = (f"{NO_ACCURACY} yet (no GLUE records): throughput vs weight size per backbone, "
+        what = (f"{NO_ACCURACY} yet (no GLUE records): {speed} vs weight size per backbone, "
                 "Pareto front = faster and smaller")
     else:
-        what = "accuracy vs throughput per backbone and task, Pareto front = faster and more accurate" + (
-            f"; {len(facets) - n_acc} panel(s) without accuracy show throughput vs size"
+        what = f"accuracy vs {speed} per backbone and task, Pareto front = faster and more accurate" + (
+            f"; {len(facets) - n_acc} panel(s) without accuracy show {speed} vs size"
             if n_acc < len(facets) else "")
     if hidden:
         what += f"; {hidden} more panels not drawn"
@@ -278,7 +278,7 @@ def plot(table: pd.DataFrame, png: Path, svg: Path, budget_pct: float = DEFAULT_
     facets = facets[:MAX_FACETS]
     ncols = min(3, max(1, len(facets)))
     nrows = max(1, math.ceil(len(facets) / ncols))
-    what = _plot_caption(facets, hidden)
+    what = _plot_caption(facets, hidden, "throughput" if higher else "batch-1 speed")
     title = textwrap.wrap(what, width=int(11 * 5.4 * ncols))  # ≈ 11 characters per inch at 11 pt: never cut off
     height = 3.6 * nrows + 1.3 + 0.2 * (len(title) - 1)
     fig = Figure(figsize=(5.4 * ncols, height))  # fixed margins: layout engines cost seconds on big grids
@@ -314,11 +314,14 @@ def plot(table: pd.DataFrame, png: Path, svg: Path, budget_pct: float = DEFAULT_
             idx = np.flatnonzero(ok)
             front = idx[pareto_front(x[ok], y[ok], y_higher)]
             ax.plot(x[front], y[front], color="black", lw=1, zorder=2)
+            lo, hi = x[ok].min(), x[ok].max()
             for i in front:
                 row = g.iloc[i]
                 where = f" @{row.machine}" if several_machines else ""
+                left = hi > lo and x[i] > lo + 0.6 * (hi - lo)  # labels of right-hand points grow leftwards
                 ax.annotate(_plain(f"{row.runtime} {row.precision} {row.sparsity} {row.device}{where}"),
-                            (x[i], y[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                            (x[i], y[i]), fontsize=7, xytext=(-3 if left else 3, 3), textcoords="offset points",
+                            ha="right" if left else "left")
         ax.set_xlabel(xlabel, fontsize=9)
         ax.margins(x=0.25, y=0.12)  # room for the point labels
         ax.xaxis.set_major_locator(MaxNLocator(5))  # tick labels are most of the drawing time

@@ -147,6 +147,8 @@ def test_plot_says_when_no_accuracy_exists(tmp_path):
     table = board(frame(recs))
     note = leaderboard.plot(table, tmp_path / "p.png", tmp_path / "p.svg")
     assert note.startswith(f"{NO_ACCURACY} yet") and "throughput vs weight size" in note
+    note = leaderboard.plot(table.drop(columns="best_seq_per_s"), tmp_path / "l.png", tmp_path / "l.svg")
+    assert "batch-1 speed vs weight size" in note  # ranked by latency: the caption says so
     note = leaderboard.plot(board(frame(scenario())), tmp_path / "q.png", tmp_path / "q.svg")
     assert note.startswith("accuracy vs throughput per backbone and task")
 
