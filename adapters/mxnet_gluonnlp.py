@@ -21,7 +21,6 @@ import ctypes
 import hashlib
 import json
 import os
-import shutil
 import sys
 import warnings
 from dataclasses import asdict, dataclass
@@ -33,7 +32,7 @@ import numpy as np
 from adapters.base import BaseAdapter, Batch, Options, ParamCounts, Variant
 from adapters.gluonnlp_convert import BertShape, ConversionError, convert, read_checkpoint
 from bench import exports
-from bench.artifacts import Artifact, cache_root
+from bench.artifacts import Artifact, building, cache_root
 from bench.errors import CellError, CellSkipped
 from bench.tokenizer import Encoded
 
@@ -240,23 +239,13 @@ class MXNetAdapter(BaseAdapter):
     def _build_deployment(self, artifact: Artifact) -> None:
         net = self._build(artifact)
         final = self._deploy_dir
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
+        with building(final) as tmp:
             net.export(str(tmp / "model"), epoch=0)
             files = {p.name: p.stat().st_size for p in tmp.iterdir()}
             meta = {"recipe": self._recipe(), "files": files, "content_hash": artifact.content_hash,
                     "artifact": str(artifact.path), "shape": asdict(self.shape), "ignored_tensors": self._ignored,
                     "calibration": asdict(self._calibration) if self._calibration else None}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-            if final.exists():  # another process exported the same recipe first
-                shutil.rmtree(tmp)
-            else:
-                tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def _import(self, directory: Path):
         from adapters.gluonnlp_blocks import INPUT_NAMES

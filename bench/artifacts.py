@@ -12,6 +12,8 @@ import importlib.util
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -85,10 +87,7 @@ def ensure(backbone: Backbone, seed: int = 0) -> Artifact:
     final = cache_root() / "artifacts" / f"{backbone.name}-{key}"
     if (final / "meta.json").is_file():
         return Artifact.load(final)
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with building(final) as tmp:
         if backbone.source == "random":
             meta = _build_random(backbone, seed, tmp)
         elif backbone.source.startswith("pypi:"):
@@ -99,14 +98,26 @@ def ensure(backbone: Backbone, seed: int = 0) -> Artifact:
                  "content_hash": sha256_file(tmp / "model.safetensors"),
                  "vocab_size": backbone.config["vocab_size"]}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        if final.exists():  # another process won the race; both built the same bytes
+    return Artifact.load(final)
+
+
+@contextmanager
+def building(final: Path) -> Iterator[Path]:
+    """A fresh temporary directory beside `final` to build a cached directory in; renamed to `final` when the
+    block ends, removed if it raises, so readers never see half a build. If another process renamed its own
+    build into place first, ours is dropped: builds are keyed by recipe, so both hold the same content."""
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if final.exists():
             shutil.rmtree(tmp)
         else:
             tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Artifact.load(final)
 
 
 def _package_dir(module: str) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
+from bench.artifacts import TOKENIZER_FILES, Artifact, building, cache_root, sha256_file
 from bench.errors import UsageError
 
 PRUNE_VERSION = 1  # bump when pruning changes the bytes it writes
@@ -110,10 +109,7 @@ def ensure_pruned(base: Artifact, sparsity: float, scope: PruneScope = DEFAULT_S
     final = cache_root() / "artifacts" / f"{name}-pruned{round(sparsity * 100)}-{key}"
     if (final / "meta.json").is_file():
         return Artifact.load(final)
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with building(final) as tmp:
         from safetensors.numpy import save_file
 
         tensors, report = magnitude_prune(_load(base.path / "model.safetensors"), sparsity, scope)
@@ -131,13 +127,6 @@ def ensure_pruned(base: Artifact, sparsity: float, scope: PruneScope = DEFAULT_S
                         "scope_sparsity": report["scope_sparsity"]}}
         meta.pop("path")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        if final.exists():  # another process won the race with the same bytes
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Artifact.load(final)
 
 

@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
+from bench.artifacts import TOKENIZER_FILES, Artifact, building, cache_root, sha256_file
 from bench.errors import CellError, CellSkipped, UsageError
 from bench.glue import data
 from bench.glue.tasks import Task
@@ -186,10 +186,7 @@ def _ensure(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, t
         raise CellSkipped(f"{task.name} checkpoint {final.name} is not cached and this environment has no torch; "
                           + TORCH_HINT)
     _remove_stale(final)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with building(final) as tmp:
         what = f"sparse transfer to {sparsity:.0%}" if sparsity else "fine-tuning"
         print(f"bench: {what} of {base.backbone} on {task.name}, once (cached as {final.name})", file=sys.stderr,
               flush=True)
@@ -214,14 +211,7 @@ def _ensure(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, t
                                    else ""), "parent": str(parent.path) if parent else None,
                                "scope_sparsity": held["scope_sparsity"], "scope_params": held["scope_params"]}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        if final.exists():
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(final)
-        state.unlink(missing_ok=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    state.unlink(missing_ok=True)  # trained: the resume point is no longer needed
     return Artifact.load(final)
 
 
