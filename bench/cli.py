@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result directory (default: {DEFAULT_OUT})")
     run.add_argument("--isolate", choices=["variant", "cell"],
                      help="worker process per variant (default: loaded once for all its suites) or per cell")
+    run.add_argument("--no-train", action="store_true",
+                     help="never fine-tune: glue cells whose checkpoint is not cached are skipped with the reason")
     run.add_argument("--force", action="store_true", help="re-run cells already recorded in --out")
     run.add_argument("--no-report", action="store_true", help="do not write report.md/report.csv in --out")
     run.add_argument("--dry-run", action="store_true", help="print the cells and exit")
@@ -79,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="regression gate: NEW vs BASE; exit 0 ok, 1 regression, 2 bad input",
                          description="Match cells of NEW to BASE (same cell and machine), compare medians and "
                          "test the raw samples (Mann-Whitney U); a regression is beyond its threshold AND "
-                         "significant. Exit 0: no regression, 1: regression, 2: usage or data error.")
+                         "significant AND, when BASE holds several runs, beyond noise_factor x their run-to-run "
+                         "spread. Exit 0: no regression, 1: regression, 2: usage or data error.")
     cmp.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                     help="BASE then NEW: result directories or records files (with --baseline: NEW only)")
+                     help="BASE then NEW: result directories or records files; a directory's run-*/ "
+                     "subdirectories are separate runs (with --baseline: NEW only, one or more runs)")
     cmp.add_argument("--baseline", action="store_true",
                      help="BASE is the stored baseline of the machine(s) NEW ran on (see `bench baseline`)")
     cmp.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
@@ -99,9 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--markdown", type=Path, help="also write the full diff table to this file")
 
     base = sub.add_parser("baseline", help="store results as this machine's baseline for `bench compare --baseline`")
-    base.add_argument("inputs", nargs="+", type=Path)
+    base.add_argument("inputs", nargs="+", type=Path,
+                      help="runs: result directories or records files; a directory's run-*/ subdirectories are "
+                      "separate runs")
     base.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
-                      help=f"baseline store (default: {DEFAULT_BASELINES}); one <machine>/records.jsonl each")
+                      help=f"baseline store (default: {DEFAULT_BASELINES}); <machine>/run-NN/records.jsonl")
+    base.add_argument("--add", action="store_true",
+                      help="append these runs to the stored ones instead of replacing them (a rolling baseline)")
+    base.add_argument("--keep", type=int, default=5, help="runs kept per machine, newest first (default 5)")
 
     from bench.glue.cli import add_data_parser
 
@@ -193,6 +202,8 @@ def cmd_run(args) -> int:
         plan = replace(plan, threads=args.threads)
     if args.isolate:
         plan = replace(plan, isolate=args.isolate)
+    if args.no_train:
+        plan = replace(plan, glue=replace(plan.glue, train=False))
     if args.timeout is not None:
         if not args.timeout > 0:
             raise UsageError("--timeout must be > 0 seconds")
@@ -277,8 +288,6 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from bench import gate, records
 
-    if args.baseline and len(args.paths) != 1:
-        raise UsageError("compare --baseline takes one path (NEW); BASE is the stored baseline")
     if not args.baseline and len(args.paths) != 2:
         raise UsageError(f"compare takes BASE and NEW (got {len(args.paths)} paths); or --baseline NEW")
     if args.alpha is not None and not 0 < args.alpha < 1:
@@ -286,11 +295,11 @@ def cmd_compare(args) -> int:
     rules = gate.load_rules(args.thresholds).with_defaults(
         latency_pct=args.latency_threshold, throughput_pct=args.throughput_threshold,
         accuracy_points=args.accuracy_threshold, alpha=args.alpha)
-    new = records.read_many([args.paths[-1]])
+    new = records.read_runs(args.paths if args.baseline else args.paths[1:])
     if args.baseline:
         base = gate.load_baseline(args.baselines, gate.machines_of(new))
     else:
-        base = records.read_many([args.paths[0]])
+        base = records.read_runs(args.paths[:1])
     result = gate.compare(base, new, rules, allow_cross_machine=args.allow_cross_machine)
     show_all = args.all or len(result.changes) <= gate.SHOW_ALL_UP_TO
     print(result.markdown(show_all=show_all), end="")
@@ -303,10 +312,10 @@ def cmd_compare(args) -> int:
 def cmd_baseline(args) -> int:
     from bench import gate, records
 
-    stored = gate.store_baseline(records.read_many(args.inputs), args.baselines)
-    for machine, (path, count, not_ok) in stored.items():
-        note = f" ({not_ok} not ok: they gate nothing until they pass)" if not_ok else ""
-        print(f"baseline for machine {machine}: {count} cells{note} → {path}")
+    stored = gate.store_baseline(records.read_runs(args.inputs), args.baselines, add=args.add, keep=args.keep)
+    for machine, (path, runs, cells, not_ok) in stored.items():
+        note = f" ({not_ok} not ok in the newest run: they gate nothing until they pass)" if not_ok else ""
+        print(f"baseline for machine {machine}: {runs} run{'s' if runs > 1 else ''} of {cells} cells{note} → {path}")
     return 0
 
 

@@ -5,6 +5,16 @@ fail CI) AND significant by a Mann-Whitney U test on the raw samples (so a noisy
 size of a change is the ratio of medians; the test uses every sample each record kept. Accuracy (GLUE records,
 `suite="glue"`) is deterministic for fixed weights and dev set, so its threshold alone decides.
 
+Either side may hold several runs of the same matrix (a baseline directory with `run-*/records.jsonl`, or
+several NEW paths). Samples within one run are not independent: a shared VM drifts by 10-25% between runs
+minutes apart while each run looks tight, so a test on samples calls that drift significant. With several
+runs the run becomes the unit: a cell's value is the geometric mean of its run medians, and a t-test on log
+run medians asks whether NEW's runs sit apart from BASE's, Bonferroni-corrected over the comparison's timed
+metrics. Its variance is the machine's run-to-run noise, pooled over every timed cell of both sides (three
+runs per cell give too few degrees of freedom on their own; drift is a property of the machine). Each row
+shows that noise and the smallest change the runs could resolve (`floor`), so the table says what this
+machine can and cannot detect. tests/test_gate.py shows the error rates on synthetic drifting runs.
+
 Thresholds come from `Thresholds` defaults, a TOML file (`[default]` plus `[[override]]` tables matched on cell
 fields, later overrides winning) and CLI flags (which replace the defaults). Timings from different machines are
 not comparable: `compare` refuses them unless told otherwise.
@@ -14,15 +24,18 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from bench.errors import UsageError
-from bench.output import atomic_write, markdown_text
+from bench.output import atomic_write, markdown_text, replacing
 from bench.plan import Cell
-from bench.records import RECORDS_FILE, Record, read_many
+from bench.records import RECORDS_FILE, RUN_PREFIX, Record, read
+
+Run = list[Record]  # the records of one run of a matrix
 
 LATENCY, THROUGHPUT, ACCURACY = "latency", "throughput", "accuracy"
 # GLUE metrics (fractions in [0, 1] or [-1, 1], as `evaluate` returns them; shown in points = 100 x fraction).
@@ -31,11 +44,12 @@ SAMPLE_KEYS = {LATENCY: "latency_s", THROUGHPUT: "batch_s"}
 
 REGRESSION, FAILED_IN_NEW = "REGRESSION", "failed in NEW"
 IMPROVED, WITHIN, NOT_SIGNIFICANT, TOO_FEW = "improved", "within threshold", "not significant", "too few samples"
+WITHIN_NOISE = "within run-to-run noise"
 NO_SAMPLES, SKIPPED_IN_NEW, FIXED_IN_NEW = "no raw samples", "skipped in NEW", "fixed in NEW"
 MISSING_IN_NEW = "missing in NEW"
 BAD_VERDICTS = (REGRESSION, FAILED_IN_NEW)
-VERDICT_ORDER = (REGRESSION, FAILED_IN_NEW, IMPROVED, NOT_SIGNIFICANT, TOO_FEW, NO_SAMPLES, MISSING_IN_NEW,
-                 SKIPPED_IN_NEW, FIXED_IN_NEW, WITHIN)
+VERDICT_ORDER = (REGRESSION, FAILED_IN_NEW, IMPROVED, WITHIN_NOISE, NOT_SIGNIFICANT, TOO_FEW, NO_SAMPLES,
+                 MISSING_IN_NEW, SKIPPED_IN_NEW, FIXED_IN_NEW, WITHIN)
 CELL_FIELDS = tuple(f.name for f in fields(Cell))
 SHOW_ALL_UP_TO = 40  # rows; larger comparisons print only the rows that are not "within threshold"
 
@@ -43,7 +57,7 @@ SHOW_ALL_UP_TO = 40  # rows; larger comparisons print only the rows that are not
 @dataclass(frozen=True)
 class Thresholds:
     """How much worse counts, per metric kind: latency % slower, throughput % lower, accuracy points lower;
-    alpha is the significance level of the two-sided Mann-Whitney U test."""
+    alpha is the significance level of both two-sided tests (samples, and run medians when there are runs)."""
 
     latency_pct: float = 5.0
     throughput_pct: float = 5.0
@@ -151,6 +165,11 @@ class Change:
     p_value: float | None = None
     threshold: float = 0.0
     alpha: float = 0.0
+    runs_base: int = 1
+    runs_new: int = 1
+    noise: float | None = None  # run-to-run sd of run medians (%), pooled over cells; None: no repeated runs
+    floor: float | None = None  # smallest change (%) the run-level test could call significant here
+    p_runs: float | None = None  # two-sided pooled t-test on log run medians
 
     @property
     def is_regression(self) -> bool:
@@ -201,12 +220,12 @@ class Comparison:
             hidden, rows = len(rows) - len(shown), shown
         machines = len({c.machine for c in self.changes}) > 1
         head = ["verdict", *(["machine"] if machines else []), "cell", "metric", "BASE", "NEW", "change", "p",
-                "threshold", "n BASE/NEW", "CV % BASE/NEW"]
+                "threshold", "n BASE/NEW (runs)", "CV % BASE/NEW"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for c in rows:
             cols = [f"**{c.verdict}**" if c.is_regression else c.verdict, *([str(c.machine)] if machines else []),
                     _label(c.cell), c.metric, _fmt(c.base, c.unit), _fmt(c.new, c.unit), _change(c), _p(c),
-                    _threshold(c), f"{c.n_base}/{c.n_new}" if c.n_base or c.n_new else "",
+                    _threshold(c), _counts(c),
                     f"{c.cv_base:.1f}/{c.cv_new:.1f}" if c.cv_base is not None else ""]
             lines.append("| " + " | ".join(markdown_text(x) for x in cols) + " |")
         text = [f"**{self.summary()}**", "", *lines]
@@ -218,8 +237,11 @@ class Comparison:
 
 LEGEND = ("`change`: NEW median vs BASE median (% for latency/throughput, points for accuracy); `p`: two-sided "
           "Mann-Whitney U on the raw samples; a REGRESSION is worse than `threshold` AND p < alpha; "
-          "`too few samples`: even complete separation could not reach alpha with this many samples; `CV`: spread "
-          "of the samples (a busy machine shows large CVs: judge timings only from an otherwise idle machine).")
+          "`too few samples`: even complete separation could not reach alpha with this many samples; with repeated "
+          "runs, `p … / runs …` adds a t-test on log run medians, `run noise` is the run-to-run sd of run medians "
+          "pooled over all cells and `floor` the smallest change those runs can resolve; a change beyond the "
+          "threshold but not beyond the runs' noise is `within run-to-run noise`; `CV`: spread of the samples "
+          "(a busy machine shows large CVs: judge timings only from an otherwise idle machine).")
 
 
 def _row_order(c: Change):
@@ -245,20 +267,36 @@ def _change(c: Change) -> str:
 def _p(c: Change) -> str:
     if c.p_value is None:
         return "n/a" if c.kind == ACCURACY and c.base is not None else ""
-    return f"{c.p_value:.1e}" if c.p_value < 1e-3 else f"{c.p_value:.3f}"
+    text = f"{c.p_value:.1e}" if c.p_value < 1e-3 else f"{c.p_value:.3f}"
+    if c.p_runs is not None:
+        text += f" / runs {c.p_runs:.1e}" if c.p_runs < 1e-3 else f" / runs {c.p_runs:.3f}"
+    return text
 
 
 def _threshold(c: Change) -> str:
     if c.kind == ACCURACY:
         return f"{c.threshold:g} pts lower"
-    return f"{c.threshold:g}% {'slower' if c.kind == LATENCY else 'lower'}, alpha {c.alpha:g}"
+    text = f"{c.threshold:g}% {'slower' if c.kind == LATENCY else 'lower'}, alpha {c.alpha:g}"
+    if c.noise is not None:
+        text += f"; run noise {c.noise:.1f}% → floor {c.floor:.1f}%"
+    return text
+
+
+def _counts(c: Change) -> str:
+    if not (c.n_base or c.n_new):
+        return ""
+    runs = f" ({c.runs_base}/{c.runs_new} runs)" if c.runs_base > 1 or c.runs_new > 1 else ""
+    return f"{c.n_base}/{c.n_new}{runs}"
 
 
 def min_p_value(n1: int, n2: int) -> float:
     """Smallest two-sided Mann-Whitney p-value any data can give with these sample sizes."""
     if n1 < 1 or n2 < 1:
         return 1.0
-    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+    try:
+        return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+    except OverflowError:  # thousands of samples: smaller than any float
+        return 0.0
 
 
 def mann_whitney_p(base: np.ndarray, new: np.ndarray) -> float:
@@ -269,7 +307,7 @@ def mann_whitney_p(base: np.ndarray, new: np.ndarray) -> float:
     return float(mannwhitneyu(new, base, alternative="two-sided").pvalue)
 
 
-def _latest(records: list[Record], with_machine: bool, side: str) -> dict[tuple, Record]:
+def _latest(records: Sequence[Record], with_machine: bool, side: str) -> dict[tuple, Record]:
     """The latest record of each cell (per machine unless cross-machine), like the report's frame()."""
     out: dict[tuple, Record] = {}
     machines: dict[Cell, set] = {}
@@ -285,13 +323,29 @@ def _latest(records: list[Record], with_machine: bool, side: str) -> dict[tuple,
     return out
 
 
-def machines_of(records: list[Record]) -> list[str | None]:
-    return sorted({(r.environment or {}).get("machine") for r in records}, key=str)
+def as_runs(records: Sequence[Record] | Sequence[Sequence[Record]]) -> list[Run]:
+    """One run (a list of records) or several (a list of such lists) → a list of runs."""
+    if records and isinstance(records[0], Record):
+        return [list(records)]
+    return [list(run) for run in records if run]
 
 
-def _describe_machines(records: list[Record]) -> str:
+def _by_cell(runs: list[Run], with_machine: bool, side: str) -> dict[tuple, list[Record]]:
+    """Each (machine, cell) → its latest record in every run that has it, oldest run first."""
+    out: dict[tuple, list[Record]] = {}
+    for run in runs:
+        for key, r in _latest(run, with_machine, side).items():
+            out.setdefault(key, []).append(r)
+    return out
+
+
+def machines_of(records: Sequence[Record] | Sequence[Sequence[Record]]) -> list[str | None]:
+    return sorted({(r.environment or {}).get("machine") for run in as_runs(records) for r in run}, key=str)
+
+
+def _describe_machines(runs: list[Run]) -> str:
     seen: dict[str | None, str] = {}
-    for r in records:
+    for r in (r for run in runs for r in run):
         env = r.environment or {}
         cpu = env.get("cpu") or {}
         gpus = ", ".join(g.get("name", "?") for g in env.get("gpus") or [])
@@ -300,25 +354,28 @@ def _describe_machines(records: list[Record]) -> str:
     return "; ".join(seen.values())
 
 
-def compare(base: list[Record], new: list[Record], rules: Rules | None = None,
-            allow_cross_machine: bool = False) -> Comparison:
+def compare(base: Sequence[Record] | Sequence[Sequence[Record]], new: Sequence[Record] | Sequence[Sequence[Record]],
+            rules: Rules | None = None, allow_cross_machine: bool = False) -> Comparison:
     """Match cells of NEW to BASE (same cell fields and, unless allowed otherwise, same machine) and judge
-    every metric the pair has. Raises UsageError when nothing can be compared."""
+    every metric the pair has. Each side is one run or a list of runs. Raises UsageError when nothing can be
+    compared."""
     rules = rules or Rules()
+    base, new = as_runs(base), as_runs(new)
     base_m, new_m = machines_of(base), machines_of(new)
     if not allow_cross_machine and not set(base_m) & set(new_m):
         raise UsageError(f"BASE was measured on machine {_describe_machines(base)} but NEW on "
                          f"{_describe_machines(new)}: timings from different hardware are not comparable "
                          "(pass --allow-cross-machine to compare anyway)")
-    b = _latest(base, not allow_cross_machine, "BASE")
-    n = _latest(new, not allow_cross_machine, "NEW")
+    b = _by_cell(base, not allow_cross_machine, "BASE")
+    n = _by_cell(new, not allow_cross_machine, "NEW")
     common = [k for k in n if k in b]
     if not common:
         raise UsageError(f"no overlapping cells: none of NEW's {len(n)} cells is in BASE's {len(b)} cells "
                          f"(e.g. NEW has '{_label(next(iter(n))[1])}', BASE has '{_label(next(iter(b))[1])}')")
+    noise = run_noise([b[k] for k in common] + [n[k] for k in common])
     changes: list[Change] = []
     for key in common:
-        changes += judge(b[key], n[key], rules.for_cell(key[1]))
+        changes += judge(b[key], n[key], rules.for_cell(key[1]), noise)
     if not changes:
         raise UsageError(f"{len(common)} overlapping cells but none has a timing or accuracy metric to compare "
                          "(only params cells?)")
@@ -336,25 +393,30 @@ def _kinds(record: Record) -> list[tuple[str, str]]:
     return out
 
 
-def judge(base: Record, new: Record, t: Thresholds) -> list[Change]:
-    """Changes of one matched cell."""
-    machine = (new.environment or {}).get("machine")
-    if base.status != "ok":
-        if new.status == "ok":
-            return [Change(new.cell, machine, kind_metric[1], kind_metric[0], "", FIXED_IN_NEW)
-                    for kind_metric in _kinds(new)[:1]]
+def judge(base: Record | Sequence[Record], new: Record | Sequence[Record], t: Thresholds,
+          noise: RunNoise | None = None) -> list[Change]:
+    """Changes of one matched cell; each side is its record, or its records from several runs. A failure in
+    any NEW run fails the cell; BASE runs that did not pass are left out."""
+    base = [base] if isinstance(base, Record) else list(base)
+    new = [new] if isinstance(new, Record) else list(new)
+    machine = (new[-1].environment or {}).get("machine")
+    base_ok, new_ok = [r for r in base if r.status == "ok"], [r for r in new if r.status == "ok"]
+    if not base_ok:
+        if new_ok:
+            return [Change(new[-1].cell, machine, kind_metric[1], kind_metric[0], "", FIXED_IN_NEW)
+                    for kind_metric in _kinds(new_ok[-1])[:1]]
         return []
-    kinds = _kinds(base)
-    if new.status != "ok":
-        verdict = FAILED_IN_NEW if new.status == "failed" else SKIPPED_IN_NEW
-        return [Change(base.cell, machine, m, k, "", verdict, threshold=t.for_kind(k), alpha=t.alpha)
+    kinds = _kinds(base_ok[-1])
+    if len(new_ok) < len(new):
+        verdict = FAILED_IN_NEW if any(r.status == "failed" for r in new) else SKIPPED_IN_NEW
+        return [Change(base[-1].cell, machine, m, k, "", verdict, threshold=t.for_kind(k), alpha=t.alpha)
                 for k, m in kinds[:1]]
     out = []
     for kind, metric in kinds:
         if kind == ACCURACY:
-            out.append(_judge_accuracy(base, new, metric, machine, t))
+            out.append(_judge_accuracy(base_ok[-1], new_ok[-1], metric, machine, t))
         else:
-            out.append(_judge_timing(base, new, kind, metric, machine, t))
+            out.append(_judge_timing(base_ok, new_ok, kind, metric, machine, t, noise))
     return out
 
 
@@ -364,24 +426,105 @@ def _samples(record: Record, kind: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _judge_timing(base: Record, new: Record, kind: str, metric: str, machine, t: Thresholds) -> Change:
-    xb, xn = _samples(base, kind), _samples(new, kind)
+@dataclass(frozen=True)
+class Runs:
+    """One side of one timed cell: every sample, each run's log median and the sampling variance of that
+    log median (from the run's own spread: (1.2533 x robust sd of log samples)^2 / n)."""
+
+    samples: np.ndarray
+    logs: np.ndarray
+    sampling_var: np.ndarray
+
+    @classmethod
+    def of(cls, records: list[Record], kind: str) -> Runs:
+        from scipy.stats import median_abs_deviation
+
+        per_run = [x for x in (_samples(r, kind) for r in records) if x.size]
+        if not per_run:
+            return cls(np.empty(0), np.empty(0), np.empty(0))
+        logs = [np.log(x[x > 0]) if (x > 0).any() else np.zeros(1) for x in per_run]
+        return cls(np.concatenate(per_run), np.array([np.median(v) for v in logs]),
+                   np.array([(1.2533 * median_abs_deviation(v, scale="normal")) ** 2 / v.size for v in logs]))
+
+
+@dataclass(frozen=True)
+class RunNoise:
+    """The machine's run-to-run drift: the variance of log run medians around each side's cell mean, pooled
+    over cells, less what the cells' own sampling error explains. A cell's run median then varies by drift
+    plus that cell's sampling error, and the run-level t-test uses both. It is Bonferroni-corrected over the
+    comparison's `tests` timed metrics: a gate judges a whole matrix at once, and alpha per cell over dozens
+    of cells would alarm on most A/A pairs."""
+
+    sd: float  # drift, in log units (≈ relative sd)
+    df: int
+    tests: int = 1
+
+    def level(self, alpha: float) -> float:
+        return alpha / max(self.tests, 1)
+
+    def _se(self, base: Runs, new: Runs) -> float:
+        drift = self.sd**2
+        return math.sqrt((drift + base.sampling_var.mean()) / base.logs.size
+                         + (drift + new.sampling_var.mean()) / new.logs.size)
+
+    def floor(self, base: Runs, new: Runs, alpha: float) -> float:
+        """Smallest |log ratio| this cell's runs can call significant."""
+        from scipy.stats import t
+
+        return float(t.ppf(1 - self.level(alpha) / 2, self.df) * self._se(base, new))
+
+    def p_value(self, base: Runs, new: Runs) -> float:
+        from scipy.stats import t
+
+        diff, se = abs(float(new.logs.mean() - base.logs.mean())), self._se(base, new)
+        if se == 0:
+            return 0.0 if diff else 1.0
+        return float(2 * t.sf(diff / se, self.df))
+
+
+def run_noise(sides: list[list[Record]]) -> RunNoise | None:
+    """`sides`: every matched cell's BASE records, then the same cells' NEW records. Pooled over every timed
+    cell of either side that has two or more runs; None when none has."""
+    excess, df, tests = 0.0, 0, 0
+    for i, records in enumerate(sides):
+        kinds = [k for k, _ in _kinds(records[-1]) if k != ACCURACY] if records else []
+        tests += len(kinds) if i < len(sides) // 2 else 0
+        for kind in kinds:
+            runs = Runs.of([r for r in records if r.status == "ok"], kind)
+            if runs.logs.size > 1:
+                excess += float(((runs.logs - runs.logs.mean()) ** 2).sum())
+                excess -= (runs.logs.size - 1) * float(runs.sampling_var.mean())
+                df += runs.logs.size - 1
+    return RunNoise(math.sqrt(max(excess, 0.0) / df), df, tests) if df else None
+
+
+def _judge_timing(base: list[Record], new: list[Record], kind: str, metric: str, machine,
+                  t: Thresholds, noise: RunNoise | None = None) -> Change:
+    rb, rn = Runs.of(base, kind), Runs.of(new, kind)
+    xb, xn, logs_b, logs_n = rb.samples, rn.samples, rb.logs, rn.logs
     threshold = t.for_kind(kind)
-    common = {"cell": new.cell, "machine": machine, "metric": metric, "kind": kind, "threshold": threshold,
-              "alpha": t.alpha}
+    common = {"cell": new[-1].cell, "machine": machine, "metric": metric, "kind": kind, "threshold": threshold,
+              "alpha": t.alpha, "runs_base": len(logs_b), "runs_new": len(logs_n)}
     if not xb.size or not xn.size:
         return Change(**common, unit="", verdict=NO_SAMPLES)
-    mb, mn = float(np.median(xb)), float(np.median(xn))
+    mb, mn = float(np.exp(logs_b.mean())), float(np.exp(logs_n.mean()))  # one run: its median
     if kind == LATENCY:
         unit, shown_b, shown_n = "ms", mb * 1e3, mn * 1e3
         worse = 100 * (mn / mb - 1)
     else:  # samples are seconds per batch; throughput is batch / median time
-        per = new.cell.batch or 1
-        unit, shown_b, shown_n = ("seq/s" if new.cell.batch else "/s"), per / mb, per / mn
+        per = new[-1].cell.batch or 1
+        unit, shown_b, shown_n = ("seq/s" if new[-1].cell.batch else "/s"), per / mb, per / mn
         worse = 100 * (1 - mb / mn)
     p = mann_whitney_p(xb, xn)
+    runs = {}
+    if noise is not None:
+        floor = noise.floor(rb, rn, t.alpha)
+        runs = {"noise": 100 * noise.sd, "p_runs": noise.p_value(rb, rn),
+                "floor": 100 * (math.exp(floor) - 1) if kind == LATENCY else 100 * (1 - math.exp(-floor))}
     if abs(worse) <= threshold:
         verdict = WITHIN
+    elif runs and runs["p_runs"] >= noise.level(t.alpha):
+        verdict = WITHIN_NOISE
     elif min_p_value(xb.size, xn.size) >= t.alpha:
         verdict = TOO_FEW
     elif p >= t.alpha:
@@ -389,7 +532,7 @@ def _judge_timing(base: Record, new: Record, kind: str, metric: str, machine, t:
     else:
         verdict = REGRESSION if worse > 0 else IMPROVED
     return Change(**common, unit=unit, verdict=verdict, base=shown_b, new=shown_n, n_base=int(xb.size),
-                  n_new=int(xn.size), worse=worse, p_value=p, cv_base=_cv(xb), cv_new=_cv(xn))
+                  n_new=int(xn.size), worse=worse, p_value=p, cv_base=_cv(xb), cv_new=_cv(xn), **runs)
 
 
 def _cv(x: np.ndarray) -> float:
@@ -413,38 +556,66 @@ def _judge_accuracy(base: Record, new: Record, metric: str, machine, t: Threshol
     return Change(**common, verdict=verdict, base=vb, new=vn, worse=worse)
 
 
-# --- baselines: one records file per machine fingerprint -------------------------------------------------
+# --- baselines: the runs of each machine fingerprint, <machine>/run-NN/records.jsonl -------------------
 
-def baseline_path(baselines: Path, machine: str) -> Path:
-    return Path(baselines) / machine / RECORDS_FILE
+KEEP_RUNS = 5
 
 
-def load_baseline(baselines: Path, machines: list[str | None]) -> list[Record]:
-    """The stored baseline records of each machine NEW ran on."""
-    out: list[Record] = []
+def baseline_dir(baselines: Path, machine: str) -> Path:
+    return Path(baselines) / machine
+
+
+def _stored_runs(machine_dir: Path) -> list[Path]:
+    """Run files oldest first; a `records.jsonl` directly in the machine directory is the older one-run layout."""
+    legacy = [machine_dir / RECORDS_FILE] if (machine_dir / RECORDS_FILE).is_file() else []
+    runs = sorted(machine_dir.glob(f"{RUN_PREFIX}*/{RECORDS_FILE}"), key=lambda p: p.parent.name)
+    return legacy + runs
+
+
+def load_baseline(baselines: Path, machines: list[str | None]) -> list[Run]:
+    """The stored baseline runs of each machine NEW ran on."""
+    out: list[Run] = []
     for m in machines:
         if not m:
             raise UsageError("NEW records carry no machine fingerprint (environment.machine); give BASE explicitly")
-        path = baseline_path(baselines, m)
-        if not path.is_file():
-            raise UsageError(f"no baseline for machine {m} ({path} missing); store one with `bench baseline "
-                             f"RESULTS --baselines {baselines}` or `nox -s gate -- --update-baseline`")
-        out += read_many([path])
+        files = _stored_runs(baseline_dir(baselines, m))
+        if not files:
+            raise UsageError(f"no baseline for machine {m} ({baseline_dir(baselines, m)} has no runs); store one "
+                             f"with `bench baseline RESULTS --baselines {baselines}` or "
+                             "`nox -s gate -- --update-baseline`")
+        out += [read(f) for f in files]
     return out
 
 
-def store_baseline(records: list[Record], baselines: Path) -> dict[str, tuple[Path, int, int]]:
-    """Replace each machine's baseline with the latest record of every cell it ran; returns the path, the
-    number of cells and how many of them are not ok (those cannot gate anything)."""
-    by_machine: dict[str, list[Record]] = {}
-    for key, r in _latest(records, True, "RESULTS").items():
-        if not key[0]:
-            raise UsageError("records carry no machine fingerprint (environment.machine): cannot file a baseline")
-        by_machine.setdefault(key[0], []).append(r)
+def store_baseline(runs: list[Run], baselines: Path, add: bool = False,
+                   keep: int = KEEP_RUNS) -> dict[str, tuple[Path, int, int, int]]:
+    """File each run under its machine: replace that machine's baseline, or with `add` append to it and keep
+    the newest `keep` runs (a rolling baseline spans more of the machine's drift than runs taken back to back).
+    Returns per machine the directory, the number of runs now stored, of distinct cells, and of cells that are
+    not ok in the newest run (those gate nothing)."""
+    if keep < 1:
+        raise UsageError(f"--keep must be at least 1, got {keep}")
+    by_machine: dict[str, list[Run]] = {}
+    for run in runs:
+        per: dict[str, Run] = {}
+        for (machine, _), r in _latest(run, True, "RESULTS").items():
+            if not machine:
+                raise UsageError("records carry no machine fingerprint (environment.machine): cannot file a "
+                                 "baseline")
+            per.setdefault(machine, []).append(r)
+        for machine, recs in per.items():
+            by_machine.setdefault(machine, []).append(recs)
     out = {}
-    for machine, recs in by_machine.items():
-        path = baseline_path(baselines, machine)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, "".join(r.to_json() + "\n" for r in recs))
-        out[machine] = (path, len(recs), sum(r.status != "ok" for r in recs))
+    for machine, new_runs in by_machine.items():
+        final = baseline_dir(baselines, machine)
+        texts = [f.read_text(encoding="utf-8") for f in _stored_runs(final)] if add else []
+        texts = (texts + ["".join(r.to_json() + "\n" for r in recs) for recs in new_runs])[-keep:]
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(final) as tmp:
+            for i, text in enumerate(texts, start=1):
+                (tmp / f"{RUN_PREFIX}{i:02d}").mkdir()
+                atomic_write(tmp / f"{RUN_PREFIX}{i:02d}" / RECORDS_FILE, text)
+        newest = new_runs[-1]
+        cells = {r.cell for f in _stored_runs(final) for r in read(f)}
+        out[machine] = (final, len(texts), len(cells), sum(r.status != "ok" for r in newest))
     return out

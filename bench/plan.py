@@ -69,6 +69,7 @@ class GlueSettings:
     batch_size: int = 32
     max_length: int = 128
     sparsities: tuple[str, ...] = ()  # sparsities that get glue cells (each is a sparse-transfer run); () = all
+    train: bool = True  # false: cells whose fine-tuned checkpoint is not cached are skipped, not trained
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,10 @@ def _build(cls, values: dict, where: str):
                 if not all(isinstance(v, str) for v in value):
                     raise UsageError(f"{where}: {key} must be a list of strings")
                 out[key] = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: {key} must be true or false, got {value!r}")
+            out[key] = value
         elif isinstance(default, float):
             out[key] = _num(value, f"{where}: {key}")
         else:

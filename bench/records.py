@@ -19,6 +19,7 @@ SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = (1,)
 STATUSES = ("ok", "failed", "skipped")
 RECORDS_FILE = "records.jsonl"
+RUN_PREFIX = "run-"  # repeated runs of one matrix: DIR/run-<id>/records.jsonl (a gate baseline, `nox -s gate`)
 
 
 @dataclass
@@ -138,3 +139,24 @@ def read_many(paths: list[Path]) -> list[Record]:
     if not out:
         raise UsageError(f"no records in {', '.join(map(str, paths))}")
     return out
+
+
+def read_runs(paths: list[Path]) -> list[list[Record]]:
+    """Records grouped by run: each path is one run, except that the records files under a directory named
+    `run-*` form a run of their own (repeated runs of one matrix, as `nox -s gate` and baselines store them)."""
+    runs: list[list[Record]] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            runs.append(read_many([p]))
+            continue
+        groups: dict[Path | None, list[Record]] = {}
+        files = sorted(p.rglob(RECORDS_FILE))
+        if not files:
+            raise UsageError(f"{p}: no {RECORDS_FILE} found")
+        for f in files:
+            run_dir = next((a for a in f.relative_to(p).parents if a.name.startswith(RUN_PREFIX)), None)
+            groups.setdefault(run_dir, []).extend(read(f))
+        runs += [recs for recs in groups.values() if recs]
+    if not any(runs):
+        raise UsageError(f"no records in {', '.join(map(str, paths))}")
+    return runs

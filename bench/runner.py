@@ -76,7 +76,7 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
     done = {r.run_key for r in read(records_path) if r.status != "failed"} if records_path.exists() else set()
     settings = plan.settings() | {"threads": threads}
     artifacts = prepare_artifacts(plan.cells(), plan.seed)
-    glue = prepare_glue(plan.cells(), plan.seed, threads)  # fine-tuned artifacts, or why a glue cell is skipped
+    glue = prepare_glue(plan.cells(), plan.seed, threads, train=plan.glue.train)  # or why a glue cell is skipped
     gpu = has_cuda_gpu()
     summary = RunSummary()
     todo: list[tuple[Cell, Artifact, str, dict | None]] = []  # (cell, artifact, run key, fields if not run)

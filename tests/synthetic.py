@@ -78,10 +78,13 @@ def configurations(n: int) -> list[tuple[str, str, str, str]]:
 
 
 def result_set(seed: int, n_cells: int = 12, slowdown: float = 1.0, machine: str = MACHINE,
-               cv: tuple[float, float] = (0.05, 0.10), n: tuple[int, int] = (30, 100)) -> list[Record]:
+               cv: tuple[float, float] = (0.05, 0.10), n: tuple[int, int] = (30, 100),
+               drift: float = 0.0) -> list[Record]:
     """One run of a matrix: n_cells timed cells (latency at three lengths, throughput at one batch, cycling
     through configurations). Each cell's true median and CV depend only on the cell, so two seeds are two runs
-    of the same code (an A/A pair); `slowdown` multiplies every true time (1.10 = 10% slower)."""
+    of the same code (an A/A pair); `slowdown` multiplies every true time (1.10 = 10% slower). `drift` is the
+    run-to-run spread of a shared VM (the sd of a per-run, per-cell lognormal speed factor): each run is tight
+    on its own but its median sits somewhere else."""
     rng = np.random.default_rng(seed)
     out = []
     shapes = [("latency", 1, 32), ("latency", 1, 128), ("latency", 1, 384), ("throughput", 32, 128)]
@@ -94,5 +97,6 @@ def result_set(seed: int, n_cells: int = 12, slowdown: float = 1.0, machine: str
         median = truth.uniform(0.002, 0.05) * (batch if suite == "throughput" else 1) * seq / 128
         cell_cv = truth.uniform(*cv)
         count = int(truth.integers(n[0], n[1] + 1))
-        out.append(timed(cell, lognormal(rng, median * slowdown, cell_cv, count), machine=machine))
+        speed = rng.lognormal(0.0, drift) if drift else 1.0
+        out.append(timed(cell, lognormal(rng, median * slowdown * speed, cell_cv, count), machine=machine))
     return out

@@ -48,13 +48,59 @@ def test_baseline_is_stored_per_machine_and_compared_against(capsys, runs, tmp_p
     base, same, slow = runs
     store = tmp_path / "baselines"
     code, out, _ = cli(capsys, "baseline", base, "--baselines", store)
-    assert code == 0 and "baseline for machine synthetic-01: 12 cells" in out
-    assert (store / "synthetic-01" / RECORDS_FILE).is_file()
+    assert code == 0 and "baseline for machine synthetic-01: 1 run of 12 cells" in out
+    assert (store / "synthetic-01" / "run-01" / RECORDS_FILE).is_file()
     assert cli(capsys, "compare", "--baseline", same, "--baselines", store)[0] == 0
     assert cli(capsys, "compare", "--baseline", slow, "--baselines", store)[0] == 1
     # storing again replaces the baseline (the slow run becomes the reference)
     cli(capsys, "baseline", slow, "--baselines", store)
     assert cli(capsys, "compare", "--baseline", slow, "--baselines", store)[0] == 0
+
+
+def repeated(directory, seeds, drift=0.05, slowdown=1.0):
+    """A directory of repeated runs as `nox -s gate` leaves it: run-1/, run-2/, ... each a result directory."""
+    for i, seed in enumerate(seeds, start=1):
+        write(directory / f"run-{i}", result_set(seed=seed, drift=drift, slowdown=slowdown))
+    return directory
+
+
+def test_repeated_runs_are_judged_against_their_run_to_run_noise(capsys, tmp_path):
+    """5% drift between runs: single runs alarm, three runs a side do not (and show the noise), while a
+    30% slowdown still fails."""
+    base, same = repeated(tmp_path / "base", [1, 2, 3]), repeated(tmp_path / "same", [4, 5, 6])
+    assert cli(capsys, "compare", base / "run-1", same / "run-1")[0] == 1
+    code, out, _ = cli(capsys, "compare", base, same)
+    assert code == 0 and "(3/3 runs)" in out and "run noise" in out
+    slow = repeated(tmp_path / "slow", [7, 8, 9], slowdown=1.30)
+    assert cli(capsys, "compare", base, slow)[0] == 1
+
+
+def test_a_rolling_baseline_adds_runs_and_keeps_the_newest(capsys, tmp_path):
+    store, machine = tmp_path / "baselines", tmp_path / "baselines" / "synthetic-01"
+    code, out, _ = cli(capsys, "baseline", repeated(tmp_path / "first", [1, 2, 3]), "--baselines", store)
+    assert code == 0 and "3 runs of 12 cells" in out
+    for seed in (4, 5, 6):
+        cli(capsys, "baseline", repeated(tmp_path / f"more{seed}", [seed]), "--baselines", store, "--add",
+            "--keep", "4")
+    assert sorted(p.name for p in machine.iterdir()) == ["run-01", "run-02", "run-03", "run-04"]
+    kept = [(machine / f"run-0{i}" / RECORDS_FILE).read_text() for i in (1, 2, 3, 4)]
+    assert kept[-1] == (tmp_path / "more6" / "run-1" / RECORDS_FILE).read_text()
+    assert kept[0] == (tmp_path / "first" / "run-3" / RECORDS_FILE).read_text()
+    code, out, _ = cli(capsys, "compare", "--baseline", repeated(tmp_path / "new", [7, 8]), "--baselines", store)
+    assert code == 0 and "(4/2 runs)" in out
+    assert not [p for p in store.iterdir() if p.name.startswith(".")]  # no temporary directory left
+
+
+def test_a_one_file_baseline_of_an_older_version_still_loads_and_is_kept_on_add(capsys, tmp_path, runs):
+    base, same, _ = runs
+    machine = tmp_path / "baselines" / "synthetic-01"
+    machine.mkdir(parents=True)
+    (machine / RECORDS_FILE).write_text((base / RECORDS_FILE).read_text())
+    assert cli(capsys, "compare", "--baseline", same, "--baselines", tmp_path / "baselines")[0] == 0
+    code, out, _ = cli(capsys, "baseline", same, "--baselines", tmp_path / "baselines", "--add")
+    assert code == 0 and "2 runs" in out
+    assert sorted(p.name for p in machine.iterdir()) == ["run-01", "run-02"]
+    assert (machine / "run-01" / RECORDS_FILE).read_text() == (base / RECORDS_FILE).read_text()
 
 
 def test_export_to_pytest_benchmark_json(capsys, runs, tmp_path):
@@ -137,6 +183,8 @@ def test_baseline_refuses_records_without_a_machine(capsys, tmp_path):
     write(tmp_path / "r", [replace(r, environment={}) for r in result_set(seed=1)])
     code, _, err = cli(capsys, "baseline", tmp_path / "r", "--baselines", tmp_path / "store")
     assert code == 2 and "no machine fingerprint" in err
+    code, _, err = cli(capsys, "baseline", tmp_path / "r", "--baselines", tmp_path / "store", "--keep", "0")
+    assert code == 2 and "--keep must be at least 1" in err and not (tmp_path / "store").exists()
 
 
 def test_big_comparisons_print_only_notable_rows_unless_all(capsys, tmp_path):

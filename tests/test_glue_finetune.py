@@ -79,6 +79,17 @@ def test_the_finetuned_checkpoint_is_a_canonical_task_artifact(env, rte_model):
     assert finetune.finetuned(env["base"], get_task("rte"), seed=0).path == rte_model.path  # cached
 
 
+def test_with_training_off_only_cached_checkpoints_are_used(env, rte_model):
+    """`--no-train` / `[glue] train = false`: a cached checkpoint is used, a missing one skips its cells."""
+    from bench.errors import CellSkipped
+
+    assert finetune.finetuned(env["base"], get_task("rte"), seed=0, build=False).path == rte_model.path
+    with pytest.raises(CellSkipped, match="rte fine-tuned checkpoint is not cached .* training is off"):
+        finetune.finetuned(env["base"], get_task("rte"), seed=7, build=False)
+    with pytest.raises(CellSkipped, match=r"rte sparse-transfer \(80%\) checkpoint is not cached"):
+        finetune.sparse_transfer(env["base"], get_task("rte"), 0.8, seed=0, build=False)
+
+
 def test_finetuning_twice_gives_the_same_weights_and_dev_metric(env, rte_model, tmp_path, monkeypatch, in_process):
     """Determinism: same recipe, seed and thread count → bit-identical weights, so the dev metric is equal
     with tolerance 0 (the runs differ in their cache directory and in- vs out-of-process training)."""

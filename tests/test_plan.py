@@ -87,6 +87,7 @@ def test_unsupported_combinations_inside_a_matrix_are_dropped_not_errors():
     ({"latency": {"seq_lens": [0]}}, "must be an integer >= 1"),
     ({"latency": {"min_time_s": "soon"}}, "finite number"),
     ({"run": {"threads": 1.5}}, "integer"),
+    ({"glue": {"train": 0}}, "train must be true or false, got 0"),
     ({"extra": {}}, "unknown section"),
 ])
 def test_bad_preset_content_is_a_usage_error(data, message):
@@ -142,3 +143,8 @@ def test_isolation_is_per_variant_by_default_and_only_variant_or_cell():
     assert plan_from_dict({"run": {"isolate": "cell"}}).isolate == "cell"
     with pytest.raises(UsageError, match=r"\[run\] isolate must be one of variant, cell, got 'thread'"):
         plan_from_dict({"run": {"isolate": "thread"}})
+
+
+def test_glue_training_is_on_by_default_and_can_be_turned_off():
+    assert load_preset("full").glue.train is True
+    assert plan_from_dict({"glue": {"train": False}}).glue.train is False

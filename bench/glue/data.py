@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from bench.artifacts import cache_root
 from bench.errors import UsageError
 from bench.glue.tasks import KnownFile, Task, get_task
+from bench.output import replacing
 
 FORMAT_VERSION = 1  # bump when the stored columns change
 GLUE_DIR_ENV = "BENCH_GLUE_DIR"  # a GLUE-layout copy the runner may import from when the cache lacks a task
@@ -224,16 +224,13 @@ def import_dir(directory: Path, tasks: list[Task], known: dict[str, dict[str, Kn
 
 
 def store(task: Task, splits: dict[str, Parsed], origin: str) -> Path:
-    """Write a task's splits as parquet plus manifest.json under a temporary name, then rename into place."""
+    """Write a task's splits as parquet plus manifest.json beside the cache entry, then swap it into place."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     final = task_dir(task)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with replacing(final) as tmp:
         manifest = {"task": task.name, "glue_dir": task.glue_dir, "format": FORMAT_VERSION, "origin": origin,
                     "splits": {}}
         for name, p in splits.items():
@@ -245,14 +242,6 @@ def store(task: Task, splits: dict[str, Parsed], origin: str) -> Path:
             manifest["splits"][name] = {"rows": len(s), "source": p.source, "sha256": p.sha256,
                                         "verified": p.verified, "notes": p.notes}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -181,7 +181,9 @@ def _ensure(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, t
     if (final / "meta.json").is_file():
         return Artifact.load(final)
     if not build:
-        raise CellSkipped(f"no cached {task.name} checkpoint at {final}; {TORCH_HINT}")
+        what = f"sparse-transfer ({sparsity:.0%})" if sparsity else "fine-tuned"
+        raise CellSkipped(f"{task.name} {what} checkpoint is not cached ({final.name}) and training is off "
+                          "(--no-train or [glue] train = false); run without it once to build it")
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
         raise CellSkipped(f"{task.name} checkpoint {final.name} is not cached and this environment has no torch; "
                           + TORCH_HINT)

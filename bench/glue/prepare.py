@@ -29,8 +29,9 @@ class Prepared:
     status: str = "skipped"
 
 
-def prepare(cells: list[Cell], seed: int, threads: int) -> dict[Cell, Prepared]:
-    """Fine-tuned artifacts for every glue cell, trained once each (cached by recipe hash)."""
+def prepare(cells: list[Cell], seed: int, threads: int, train: bool = True) -> dict[Cell, Prepared]:
+    """Fine-tuned artifacts for every glue cell, trained once each (cached by recipe hash); with `train` off,
+    only cached ones (the others are skipped with the reason)."""
     out: dict[Cell, Prepared] = {}
     done: dict[tuple[str, str, str], Prepared] = {}
     for cell in cells:
@@ -38,7 +39,7 @@ def prepare(cells: list[Cell], seed: int, threads: int) -> dict[Cell, Prepared]:
             continue
         key = (cell.backbone, cell.task or "", cell.sparsity)
         if key not in done:
-            done[key] = _artifact(cell, seed, threads)
+            done[key] = _artifact(cell, seed, threads, train)
         prepared = done[key]
         if prepared.reason is None:
             prepared = _forms_ready(cell, prepared)
@@ -46,7 +47,7 @@ def prepare(cells: list[Cell], seed: int, threads: int) -> dict[Cell, Prepared]:
     return out
 
 
-def _artifact(cell: Cell, seed: int, threads: int) -> Prepared:
+def _artifact(cell: Cell, seed: int, threads: int, train: bool) -> Prepared:
     base = ensure(get_backbone(cell.backbone), seed)
     if not cell.task:
         return Prepared(base, "glue cell without a task", "failed")
@@ -57,8 +58,8 @@ def _artifact(cell: Cell, seed: int, threads: int) -> Prepared:
     level = sparsity_of(cell.sparsity)
     try:
         if level:
-            return Prepared(finetune.sparse_transfer(base, task, level, seed, threads))
-        return Prepared(finetune.finetuned(base, task, seed, threads))
+            return Prepared(finetune.sparse_transfer(base, task, level, seed, threads, build=train))
+        return Prepared(finetune.finetuned(base, task, seed, threads, build=train))
     except CellSkipped as exc:
         return Prepared(base, str(exc))
     except CellError as exc:
