@@ -26,6 +26,7 @@ import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -426,25 +427,21 @@ def _samples(record: Record, kind: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-@dataclass(frozen=True)
 class Runs:
-    """One side of one timed cell: every sample, each run's log median and the sampling variance of that
-    log median (from the run's own spread: (1.2533 x robust sd of log samples)^2 / n)."""
+    """One side of one timed cell: every sample, each run's log median and (computed only when a run-level
+    test needs it) the sampling variance of that log median: (1.2533 x robust sd of log samples)^2 / n."""
 
-    samples: np.ndarray
-    logs: np.ndarray
-    sampling_var: np.ndarray
+    def __init__(self, records: list[Record], kind: str):
+        per_run = [x for x in (_samples(r, kind) for r in records) if x.size]
+        self.samples = np.concatenate(per_run) if per_run else np.empty(0)
+        self._logs = [np.log(x[x > 0]) if (x > 0).any() else np.zeros(1) for x in per_run]
+        self.logs = np.array([np.median(v) for v in self._logs])
 
-    @classmethod
-    def of(cls, records: list[Record], kind: str) -> Runs:
+    @cached_property
+    def sampling_var(self) -> np.ndarray:
         from scipy.stats import median_abs_deviation
 
-        per_run = [x for x in (_samples(r, kind) for r in records) if x.size]
-        if not per_run:
-            return cls(np.empty(0), np.empty(0), np.empty(0))
-        logs = [np.log(x[x > 0]) if (x > 0).any() else np.zeros(1) for x in per_run]
-        return cls(np.concatenate(per_run), np.array([np.median(v) for v in logs]),
-                   np.array([(1.2533 * median_abs_deviation(v, scale="normal")) ** 2 / v.size for v in logs]))
+        return np.array([(1.2533 * median_abs_deviation(v, scale="normal")) ** 2 / v.size for v in self._logs])
 
 
 @dataclass(frozen=True)
@@ -489,8 +486,9 @@ def run_noise(sides: list[list[Record]]) -> RunNoise | None:
     for i, records in enumerate(sides):
         kinds = [k for k, _ in _kinds(records[-1]) if k != ACCURACY] if records else []
         tests += len(kinds) if i < len(sides) // 2 else 0
-        for kind in kinds:
-            runs = Runs.of([r for r in records if r.status == "ok"], kind)
+        ok = [r for r in records if r.status == "ok"]
+        for kind in kinds if len(ok) > 1 else ():
+            runs = Runs(ok, kind)
             if runs.logs.size > 1:
                 excess += float(((runs.logs - runs.logs.mean()) ** 2).sum())
                 excess -= (runs.logs.size - 1) * float(runs.sampling_var.mean())
@@ -500,7 +498,7 @@ def run_noise(sides: list[list[Record]]) -> RunNoise | None:
 
 def _judge_timing(base: list[Record], new: list[Record], kind: str, metric: str, machine,
                   t: Thresholds, noise: RunNoise | None = None) -> Change:
-    rb, rn = Runs.of(base, kind), Runs.of(new, kind)
+    rb, rn = Runs(base, kind), Runs(new, kind)
     xb, xn, logs_b, logs_n = rb.samples, rn.samples, rb.logs, rn.logs
     threshold = t.for_kind(kind)
     common = {"cell": new[-1].cell, "machine": machine, "metric": metric, "kind": kind, "threshold": threshold,
