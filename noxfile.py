@@ -90,15 +90,19 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 @nox.parametrize("family", list(RUNTIME_ENVS))
 def bench(session: nox.Session, family: str) -> None:
-    """Run the default preset for this environment's runtimes; extra args go to `bench run`."""
+    """Run the default preset (or `-- --preset NAME`) for this environment's runtimes into results/default (or
+    `-- --out DIR`), then the report; other extra args go to `bench run`."""
     spec = RUNTIME_ENVS[family]
     _install_env(session, spec["extras"], torch=spec["torch"])
-    if spec["torch"]:  # exports every environment of the default preset needs (e.g. DeepSparse's pruned80)
-        session.run("python", "-m", "bench.exports", "--preset", "default", env=OFFLINE)
+    args = list(session.posargs)
+    out = Path(_take(args, "--out", str(RESULTS)))
+    preset = _take(args, "--preset", "default")
+    if spec["torch"]:  # exports every environment of the preset needs (e.g. DeepSparse's pruned80)
+        session.run("python", "-m", "bench.exports", "--preset", preset, env=OFFLINE)
     glue = {"BENCH_GLUE_DIR": str(GLUE_DIR)} if GLUE_DIR.is_dir() else {}  # else glue cells skip with the hint
-    session.run("bench", "run", *session.posargs, "--runtimes", spec["runtimes"], "--out", str(RESULTS), "--no-report",
-                env=OFFLINE | glue)
-    session.notify("report")
+    session.run("bench", "run", "--preset", preset, *args, "--runtimes", spec["runtimes"], "--out", str(out),
+                "--no-report", env=OFFLINE | glue)
+    session.notify("report", posargs=[str(out)])
 
 
 @nox.session(python="3.11")
@@ -111,7 +115,10 @@ def gate(session: nox.Session) -> None:
     _install_env(session, "torch", torch=True)
     args = list(session.posargs)
     update, add = _flag(args, "--update-baseline"), _flag(args, "--add-to-baseline")
-    runs = int(_option(args, "--runs", "3"))
+    runs = _take(args, "--runs", "3")
+    if not runs.isdigit() or int(runs) < 1:
+        session.error(f"--runs needs a whole number >= 1, got {runs!r}")
+    runs = int(runs)
     run_dir = Path(session.create_tmp()) / "gate-runs"
     shutil.rmtree(run_dir, ignore_errors=True)
     for i in range(1, runs + 1):
@@ -133,22 +140,26 @@ def _flag(args: list[str], name: str) -> bool:
     return False
 
 
-def _option(args: list[str], name: str, default: str) -> str:
-    if name in args:
-        i = args.index(name)
-        value = args[i + 1] if i + 1 < len(args) else ""
-        del args[i:i + 2]
-        if not value.isdigit() or int(value) < 1:
-            raise SystemExit(f"nox -s gate: {name} needs a whole number >= 1, got {value!r}")
-        return value
+def _take(args: list[str], name: str, default: str) -> str:
+    """Remove `name VALUE` (or `name=VALUE`) from args and return VALUE, or the default."""
+    for i, a in enumerate(args):
+        if a == name:
+            value = args[i + 1] if i + 1 < len(args) else ""
+            del args[i:i + 2]
+            return value
+        if a.startswith(name + "="):
+            del args[i]
+            return a.split("=", 1)[1]
     return default
 
 
 @nox.session(python="3.11")
 def report(session: nox.Session) -> None:
-    """Tables from every environment's records (the core only: no framework needed)."""
+    """Tables from every environment's records (the core only: no framework needed): results/default, or the
+    result directories given after `--` (written into the first)."""
     session.install("-e", ".")
-    session.run("bench", "report", str(RESULTS), "--out", str(RESULTS), env=OFFLINE)
+    dirs = session.posargs or [str(RESULTS)]
+    session.run("bench", "report", *dirs, "--out", dirs[0], env=OFFLINE)
 
 
 if os.environ.get("CI"):

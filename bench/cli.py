@@ -255,10 +255,14 @@ def _execute(plan, cells, args) -> int:
 
 
 def _result_line(cell, record) -> str:
+    """One rich-markup line; record text is escaped (a reason naming `[glue] train` is not a style tag)."""
+    from rich.markup import escape
+
     m = record.metrics
+    label = escape(cell.label)
     if record.status != "ok":
         mark = "[yellow]skipped[/]" if record.status == "skipped" else "[red]failed[/]"
-        return f"  {mark} {cell.label}: {record.reason}"
+        return f"  {mark} {label}: {escape(str(record.reason))}"
     if cell.suite == "params":
         detail = f"{m['total'] / 1e6:.2f}M params, {m['bytes'] / 2**20:.1f} MiB"
     elif cell.suite == "latency":
@@ -269,7 +273,7 @@ def _result_line(cell, record) -> str:
         detail = f"{cell.task} dev {m['metric']} {100 * m[m['metric']]:.2f} (n={m['n']})"
     else:
         detail = f"{m['sequences_per_s']:.1f} seq/s, {m['tokens_per_s']:.0f} tok/s"
-    return f"  [green]ok[/] {cell.label}: {detail}"
+    return f"  [green]ok[/] {label}: {escape(detail)}"
 
 
 def cmd_report(args) -> int:

@@ -130,3 +130,19 @@ threads = 1
     assert "| fp32" in md and "| int8" in md and "speedup_s16" in md
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert "6 already recorded" in again.stdout
+
+
+def test_progress_lines_show_record_text_literally():
+    """Reasons and names are text, not rich markup: `[glue] train` must not vanish as a style tag."""
+    from rich.console import Console
+
+    from bench.cli import _result_line
+    from bench.plan import Cell
+    from bench.records import Record
+
+    cell = Cell("[bold]x", "torch", "fp32", "pruned80", "cpu", "glue", task="rte")
+    record = Record(cell=cell, status="skipped", reason="training is off (--no-train or [glue] train = false)")
+    console = Console(record=True, width=300)
+    console.print(_result_line(cell, record))
+    text = console.export_text()
+    assert "[bold]x" in text and "([glue] train = false)" in text
