@@ -145,4 +145,4 @@ def test_progress_lines_show_record_text_literally():
     console = Console(record=True, width=300)
     console.print(_result_line(cell, record))
     text = console.export_text()
-    assert "[bold]x" in text and "([glue] train = false)" in text
+    assert "[bold]x" in text and "or [glue] train = false)" in text
