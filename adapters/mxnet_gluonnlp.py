@@ -32,8 +32,9 @@ import numpy as np
 from adapters.base import BaseAdapter, Batch, Options, ParamCounts, Variant
 from adapters.gluonnlp_convert import BertShape, ConversionError, convert, read_checkpoint
 from bench import exports
-from bench.artifacts import Artifact, building, cache_root
+from bench.artifacts import Artifact, cache_root
 from bench.errors import CellError, CellSkipped
+from bench.output import building
 from bench.tokenizer import Encoded
 
 CALIB_MODE = "naive"  # min/max of the fp32 activations; 'entropy' needs scipy and is slower, 'none' crashes

@@ -12,13 +12,12 @@ import importlib.util
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.catalogue import Backbone
 from bench.errors import UsageError
+from bench.output import building
 
 PIPELINE_VERSION = 1  # bump when building changes the bytes of an artifact
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
@@ -99,25 +98,6 @@ def ensure(backbone: Backbone, seed: int = 0) -> Artifact:
                  "vocab_size": backbone.config["vocab_size"]}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     return Artifact.load(final)
-
-
-@contextmanager
-def building(final: Path) -> Iterator[Path]:
-    """A fresh temporary directory beside `final` to build a cached directory in; renamed to `final` when the
-    block ends, removed if it raises, so readers never see half a build. If another process renamed its own
-    build into place first, ours is dropped: builds are keyed by recipe, so both hold the same content."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        if final.exists():
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _package_dir(module: str) -> Path:

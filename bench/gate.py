@@ -373,7 +373,7 @@ def compare(base: Sequence[Record] | Sequence[Sequence[Record]], new: Sequence[R
     if not common:
         raise UsageError(f"no overlapping cells: none of NEW's {len(n)} cells is in BASE's {len(b)} cells "
                          f"(e.g. NEW has '{_label(next(iter(n))[1])}', BASE has '{_label(next(iter(b))[1])}')")
-    noise = run_noise([b[k] for k in common] + [n[k] for k in common])
+    noise = run_noise([(b[k], n[k]) for k in common])
     changes: list[Change] = []
     for key in common:
         changes += judge(b[key], n[key], rules.for_cell(key[1]), noise)
@@ -479,20 +479,21 @@ class RunNoise:
         return float(2 * t.sf(diff / se, self.df))
 
 
-def run_noise(sides: list[list[Record]]) -> RunNoise | None:
-    """`sides`: every matched cell's BASE records, then the same cells' NEW records. Pooled over every timed
-    cell of either side that has two or more runs; None when none has."""
+def run_noise(pairs: list[tuple[list[Record], list[Record]]]) -> RunNoise | None:
+    """`pairs`: every matched cell's (BASE records, NEW records). Pooled over every timed cell of either side
+    that has two or more runs; None when none has."""
     excess, df, tests = 0.0, 0, 0
-    for i, records in enumerate(sides):
-        kinds = [k for k, _ in _kinds(records[-1]) if k != ACCURACY] if records else []
-        tests += len(kinds) if i < len(sides) // 2 else 0
-        ok = [r for r in records if r.status == "ok"]
-        for kind in kinds if len(ok) > 1 else ():
-            runs = Runs(ok, kind)
-            if runs.logs.size > 1:
-                excess += float(((runs.logs - runs.logs.mean()) ** 2).sum())
-                excess -= (runs.logs.size - 1) * float(runs.sampling_var.mean())
-                df += runs.logs.size - 1
+    for base, new in pairs:
+        kinds = [k for k, _ in _kinds(base[-1]) if k != ACCURACY]
+        tests += len(kinds)
+        for records in (base, new):
+            ok = [r for r in records if r.status == "ok"]
+            for kind in kinds if len(ok) > 1 else ():
+                runs = Runs(ok, kind)
+                if runs.logs.size > 1:
+                    excess += float(((runs.logs - runs.logs.mean()) ** 2).sum())
+                    excess -= (runs.logs.size - 1) * float(runs.sampling_var.mean())
+                    df += runs.logs.size - 1
     return RunNoise(math.sqrt(max(excess, 0.0) / df), df, tests) if df else None
 
 

@@ -21,22 +21,42 @@ def atomic_write(path: Path, text: str | bytes) -> None:
 
 
 @contextmanager
-def replacing(final: Path) -> Iterator[Path]:
-    """A fresh temporary directory beside `final` to write a new version of it in; when the block ends it
-    takes `final`'s place (the old version is removed), and if the block raises it is removed and `final` is
-    left as it was. Readers see the old or the new directory, never a mix."""
+def _beside(final: Path) -> Iterator[Path]:
+    """A fresh hidden temporary directory next to `final`, removed if the block raises."""
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def building(final: Path) -> Iterator[Path]:
+    """A fresh temporary directory beside `final` to build a cached directory in; renamed to `final` when the
+    block ends, removed if it raises, so readers never see half a build. If another process renamed its own
+    build into place first, ours is dropped: builds are keyed by recipe, so both hold the same content."""
+    with _beside(final) as tmp:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(tmp)
+        else:
+            tmp.rename(final)
+
+
+@contextmanager
+def replacing(final: Path) -> Iterator[Path]:
+    """A fresh temporary directory beside `final` to write a new version of it in; when the block ends it
+    takes `final`'s place (the old version is removed), and if the block raises it is removed and `final` is
+    left as it was. Readers see the old or the new directory, never a mix."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    with _beside(final) as tmp:
+        yield tmp
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
 
 

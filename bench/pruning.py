@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.artifacts import TOKENIZER_FILES, Artifact, building, cache_root, sha256_file
+from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
 from bench.errors import UsageError
+from bench.output import building
 
 PRUNE_VERSION = 1  # bump when pruning changes the bytes it writes
 SPARSITY_LEVELS = {"dense": 0.0, "pruned80": 0.8, "pruned90": 0.9}

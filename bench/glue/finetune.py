@@ -21,10 +21,11 @@ import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from bench.artifacts import TOKENIZER_FILES, Artifact, building, cache_root, sha256_file
+from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
 from bench.errors import CellError, CellSkipped, UsageError
 from bench.glue import data
 from bench.glue.tasks import Task
+from bench.output import building
 
 FINETUNE_VERSION = 1  # bump when training code changes the bytes it produces for the same recipe
 HPARAMS_FILE = Path(__file__).with_name("hparams.toml")
