@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-train", action="store_true",
                      help="never fine-tune: glue cells whose checkpoint is not cached are skipped with the reason")
     run.add_argument("--force", action="store_true", help="re-run cells already recorded in --out")
+    run.add_argument("--fresh-eval", action="store_true",
+                     help="evaluate glue cells again instead of reusing a cached evaluation of the same computation")
     run.add_argument("--no-report", action="store_true", help="do not write report.md/report.csv in --out")
     run.add_argument("--dry-run", action="store_true", help="print the cells and exit")
 
@@ -204,6 +206,8 @@ def cmd_run(args) -> int:
         plan = replace(plan, isolate=args.isolate)
     if args.no_train:
         plan = replace(plan, glue=replace(plan.glue, train=False))
+    if args.fresh_eval:
+        plan = replace(plan, glue=replace(plan.glue, reuse=False))
     if args.timeout is not None:
         if not args.timeout > 0:
             raise UsageError("--timeout must be > 0 seconds")
@@ -271,6 +275,8 @@ def _result_line(cell, record) -> str:
         detail = f"max |diff| {m['max_abs_diff']:.2g}, cosine {m['cosine']:.6f} vs torch fp32"
     elif cell.suite == "glue":
         detail = f"{cell.task} dev {m['metric']} {100 * m[m['metric']]:.2f} (n={m['n']})"
+        reused = record.runtime.get("eval_cache")
+        detail += f", reused evaluation of {reused['measured_finished']}" if reused else ""
     else:
         detail = f"{m['sequences_per_s']:.1f} seq/s, {m['tokens_per_s']:.0f} tok/s"
     return f"  [green]ok[/] {label}: {escape(detail)}"

@@ -70,6 +70,7 @@ class GlueSettings:
     max_length: int = 128
     sparsities: tuple[str, ...] = ()  # sparsities that get glue cells (each is a sparse-transfer run); () = all
     train: bool = True  # false: cells whose fine-tuned checkpoint is not cached are skipped, not trained
+    reuse: bool = True  # reuse a cached dev-set evaluation of the very same computation (bench/glue/evalcache.py)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from bench import __version__, exports, worker
 from bench.artifacts import Artifact, ensure
 from bench.catalogue import get_backbone
 from bench.environment import apply_offline_env, describe, has_cuda_gpu
+from bench.glue import evalcache
 from bench.glue.prepare import prepare as prepare_glue
 from bench.peak import gemm_peak_gflops
 from bench.plan import Cell, Plan
@@ -80,6 +81,7 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
     gpu = has_cuda_gpu()
     summary = RunSummary()
     todo: list[tuple[Cell, Artifact, str, dict | None]] = []  # (cell, artifact, run key, fields if not run)
+    eval_keys: dict[Cell, str | None] = {}  # glue cells: key of their dev-set evaluation (bench/glue/evalcache.py)
     for cell in plan.cells():
         prepared = glue.get(cell)
         artifact = prepared.artifact if prepared else artifacts[cell.backbone, cell.sparsity]
@@ -93,6 +95,9 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
             fields = {"status": "skipped", "reason": "device cuda: no CUDA GPU on this machine (nvidia-smi)"}
         elif prepared and prepared.reason:
             fields = {"status": prepared.status, "reason": prepared.reason}
+        elif prepared:
+            eval_keys[cell] = evalcache.key(cell, artifact, machine, threads, settings)
+            fields = evalcache.lookup(eval_keys[cell]) if plan.glue.reuse else None
         todo.append((cell, artifact, key, fields))
 
     def record(cell: Cell, artifact: Artifact, key: str, fields: dict) -> None:
@@ -116,6 +121,7 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
         notify("start", cells[0], None)
         for i, fields in _run_variant(cells, artifact, settings, threads, plan.timeout_s):
             record(cells[i], artifact, group[i][2], fields)
+            evalcache.store(eval_keys.get(cells[i]), fields)
             if i + 1 < len(cells):
                 notify("start", cells[i + 1], None)
     return summary

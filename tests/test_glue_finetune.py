@@ -152,6 +152,38 @@ def test_runner_records_glue_metrics_skips_unprepared_tasks_and_resumes(env, rte
     # base weights re-runs once the task is prepared (the fine-tuned artifact changes the run key)
 
 
+def test_a_rerun_elsewhere_reuses_the_same_dev_evaluation_and_says_so(env, rte_model, tmp_path, monkeypatch):
+    """The dev score is a pure function of model bytes, runtime versions, machine, threads, code and data:
+    a second result directory reuses it (marked, with when it really ran); other threads, --fresh-eval or a
+    damaged cache entry evaluate again."""
+    from dataclasses import replace
+
+    from bench import runner
+    from bench.glue import evalcache
+    from bench.plan import plan_from_dict
+
+    monkeypatch.setattr(evalcache, "_path", lambda k: tmp_path / "evals" / f"{k}.json")
+    plan = plan_from_dict({"matrix": {"backbones": [str(env["base"].path)], "suites": ["glue"], "tasks": ["rte"]},
+                           "glue": {"batch_size": 8}, "run": {"threads": 1}})
+    runner.run(plan, tmp_path / "first")
+    runner.run(plan, tmp_path / "second")
+    first, second = (read_json_lines(tmp_path / d / "records.jsonl")[0] for d in ("first", "second"))
+    assert "eval_cache" not in first["runtime"] and first["status"] == second["status"] == "ok"
+    assert second["metrics"] == first["metrics"]
+    assert second["runtime"]["eval_cache"]["measured_finished"] == first["finished"]
+
+    runner.run(replace(plan, threads=2), tmp_path / "two-threads")
+    runner.run(replace(plan, glue=replace(plan.glue, reuse=False)), tmp_path / "fresh")
+    entries = sorted((tmp_path / "evals").glob("*.json"))
+    assert len(entries) == 2  # 1 and 2 threads: different keys
+    for entry in entries:
+        entry.write_text("{not json")
+    runner.run(plan, tmp_path / "damaged")
+    for d in ("two-threads", "fresh", "damaged"):
+        (rec,) = read_json_lines(tmp_path / d / "records.jsonl")
+        assert rec["status"] == "ok" and "eval_cache" not in rec["runtime"], d
+
+
 def test_the_int8_calibration_never_sees_dev(env):
     train = data.load_split("rte", "train")
     sample = data.calibration_sample(get_task("rte"), 8)
