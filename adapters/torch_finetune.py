@@ -174,7 +174,7 @@ def train(spec: dict) -> dict:
         losses, tokens, start, elapsed = list(state["losses"]), state["tokens"], state["step"], state["elapsed"]
         if pruner is not None:
             pruner.masks, pruner.sparsity = state["masks"], state["sparsity"]
-        print(f"{task.name}: resuming at step {start}/{total} from {state_path}", file=sys.stderr)
+        bar.write(f"{task.name}: resuming at step {start}/{total} from {state_path}", file=sys.stderr)
     bar.update(start)
     saved = time.monotonic()
     steps_per_epoch = total // max(1, epochs)
@@ -203,8 +203,9 @@ def train(spec: dict) -> dict:
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
         if steps_per_epoch and (step + 1) % steps_per_epoch == 0:
-            print(f"{task.name}: epoch {(step + 1) // steps_per_epoch}/{epochs} done, mean loss of the epoch "
-                  f"{np.mean(losses[-steps_per_epoch:]):.4f}, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            bar.write(f"{task.name}: epoch {(step + 1) // steps_per_epoch}/{epochs} done, mean loss of the epoch "
+                      f"{np.mean(losses[-steps_per_epoch:]):.4f}, {time.perf_counter() - started:.0f} s",
+                      file=sys.stderr)  # on its own line, not glued to the bar's
         if state_path is not None and time.monotonic() - saved > SAVE_EVERY_S and step + 1 < total:
             _save_state(state_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
