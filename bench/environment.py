@@ -32,7 +32,7 @@ def apply_offline_env() -> None:
 
 @functools.cache
 def cpu_info() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags, cpuid = platform.processor() or platform.machine(), set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -41,11 +41,15 @@ def cpu_info() -> dict:
                 model = value.strip()
             elif key == "flags":
                 flags = set(value.split())
+            elif key in ("cpu family", "model", "stepping") and key not in cpuid:
+                cpuid[key] = value.strip()
     except OSError:
         pass
     return {
         "model": model,
         "arch": platform.machine(),
+        # family/model/stepping: a VM may name every host CPU alike ("AMD EPYC") across generations
+        "cpuid": "/".join(cpuid.get(k, "?") for k in ("cpu family", "model", "stepping")) if cpuid else None,
         "flags": sorted(f for f in INTERESTING_FLAGS if f in flags),
         "physical_cores": psutil.cpu_count(logical=False) or os.cpu_count(),
         "logical_cores": os.cpu_count(),
@@ -97,10 +101,16 @@ def git_commit() -> dict:
 
 
 def machine_fingerprint() -> str:
-    """Stable id of the hardware a number is valid for (CPU model, cores, memory, GPUs)."""
-    cpu = cpu_info()
-    ident = [cpu["model"], cpu["arch"], cpu["physical_cores"], cpu["logical_cores"], round(cpu["memory_gib"]),
-             [g["name"] for g in gpus()]]
+    """Stable id of the hardware a number is valid for."""
+    return fingerprint(cpu_info(), [g["name"] for g in gpus()])
+
+
+def fingerprint(cpu: dict, gpu_names: list[str]) -> str:
+    """CPU model, family/model/stepping and ISA flags, cores, memory, GPUs. The flags and cpuid matter: a cloud
+    VM can report the same model name ("AMD EPYC") on an AVX2 host one day and an AVX-512 one the next, and
+    speed, INT8/bf16 kernels and even predictions differ between them."""
+    ident = [cpu["model"], cpu["arch"], cpu.get("cpuid"), sorted(cpu.get("flags", [])), cpu["physical_cores"],
+             cpu["logical_cores"], round(cpu["memory_gib"]), sorted(gpu_names)]
     return hashlib.sha256(repr(ident).encode()).hexdigest()[:12]
 
 

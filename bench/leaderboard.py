@@ -352,7 +352,8 @@ def plot(table: pd.DataFrame, png: Path, svg: Path, budget_pct: float = DEFAULT_
 # --- outputs -----------------------------------------------------------------------------------------------
 
 COLUMN_DOCS = [
-    ("machine", "fingerprint of the hardware (CPU model, cores, memory, GPUs); see the environment panel"),
+    ("machine", "fingerprint of the hardware (CPU model, family/model/stepping, ISA flags, cores, memory, "
+                "GPUs); see the environment panel"),
     ("backbone", "model architecture and weights (catalogue name or local directory)"),
     ("task", "GLUE task the accuracy belongs to; empty for speed-only rows"),
     ("runtime", "the inference runtime that ran the cell"),
@@ -422,6 +423,7 @@ def environment_html(records: list[Record]) -> str:
         items = [
             ("CPU", f"{cpu.get('model')} ({cpu.get('arch')}), {cpu.get('physical_cores')} cores, "
                     f"{cpu.get('logical_cores')} logical, {cpu.get('memory_gib')} GiB"),
+            ("CPU family/model/stepping", cpu.get("cpuid") or "—"),
             ("CPU flags", " ".join(cpu.get("flags", [])) or "—"),
             ("GPUs", ", ".join(f"{g.get('name')} ({g.get('memory')})" for g in env.get("gpus") or []) or "none"),
             ("threads per cell", (r.settings or {}).get("threads")),

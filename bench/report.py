@@ -197,10 +197,11 @@ def environment_lines(records: list[Record]) -> list[str]:
             continue
         seen.add(env.get("machine"))
         cpu, peak = env.get("cpu", {}), env.get("gemm_peak", {})
+        cpuid = f" (family/model/stepping {cpu['cpuid']})" if cpu.get("cpuid") else ""
         libs = ", ".join(f"{k} {v}" for k, v in sorted(env.get("libraries", {}).items()))
         git = env.get("git") or {}
         lines.append(
-            f"- machine `{env.get('machine')}`: {cpu.get('model')}, {cpu.get('physical_cores')} cores "
+            f"- machine `{env.get('machine')}`: {cpu.get('model')}{cpuid}, {cpu.get('physical_cores')} cores "
             f"({cpu.get('logical_cores')} logical), {cpu.get('memory_gib')} GiB, flags "
             f"{' '.join(cpu.get('flags', []))}; GPUs: {', '.join(g['name'] for g in env.get('gpus', [])) or 'none'};"
             f" threads per cell {r.settings.get('threads')}; fp32 GEMM peak {peak.get('gflops', float('nan')):.0f}"
