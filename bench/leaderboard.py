@@ -34,6 +34,7 @@ from bench.report import (
     comparison,
     environment_lines,
     frame,
+    machine_peaks,
     markdown_table,
     markdown_text,
     problem_lines,
@@ -412,7 +413,7 @@ def _esc(value) -> str:
 
 
 def environment_html(records: list[Record]) -> str:
-    seen, parts = set(), []
+    seen, parts, peaks = set(), [], machine_peaks(records)
     for r in records:
         env = r.environment or {}
         machine = env.get("machine") or "unknown"
@@ -420,6 +421,7 @@ def environment_html(records: list[Record]) -> str:
             continue
         seen.add(machine)
         cpu, git, peak = env.get("cpu") or {}, env.get("git") or {}, env.get("gemm_peak") or {}
+        peak = peak and peak | {"gflops": peaks.get(machine, float("nan"))}
         items = [
             ("CPU", f"{cpu.get('model')} ({cpu.get('arch')}), {cpu.get('physical_cores')} cores, "
                     f"{cpu.get('logical_cores')} logical, {cpu.get('memory_gib')} GiB"),

@@ -4,12 +4,13 @@ of cells is one line (the full list stays in problems.csv)."""
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from bench import report
 from bench.plan import Cell
 from bench.records import Record
-from tests.synthetic import environment, glue, params
+from tests.synthetic import environment, glue, lognormal, params, timed
 
 MINILM = "minilm-l6-h384"
 
@@ -98,3 +99,19 @@ def test_report_writes_glue_and_problem_files_and_drops_stale_ones(tmp_path):
     report.write([params(cell())], tmp_path)  # the same directory, now without GLUE or problem cells
     assert not (tmp_path / "problems.csv").exists() and not (tmp_path / "glue.csv").exists()
     assert "GLUE dev scores" not in (tmp_path / "report.md").read_text()
+
+
+def test_percent_of_peak_uses_the_machines_best_gemm_measurement_not_a_busy_one():
+    """Each environment measures the GEMM peak once; one measured in a busy moment must not double every
+    %_of_peak of its rows (the full preset on the development VM measured 107 GFLOP/s in one environment and
+    207-214 in the others)."""
+    rng = np.random.default_rng(0)
+    recs = []
+    for runtime, peak in (("torch", 100.0), ("onnxruntime", 200.0)):
+        rec = timed(Cell(MINILM, runtime, "fp32", "dense", "cpu", "latency", 1, 128), lognormal(rng, 0.02, 0.05, 50))
+        rec.environment["gemm_peak"]["gflops"] = peak
+        recs.append(rec)
+    assert report.machine_peaks(recs) == {"synthetic-01": 200.0}
+    table = report.comparison(report.frame(recs))
+    assert np.allclose(table["%_of_peak"], 100 * table["gflops_s128"] / 200.0)
+    assert "fp32 GEMM peak 200 GFLOP/s" in report.environment_lines(recs)[0]
