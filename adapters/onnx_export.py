@@ -19,7 +19,7 @@ import transformers
 from transformers import AutoModel, AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from bench import exports
+from bench import agreement, exports
 from bench.artifacts import Artifact
 from bench.errors import CellError, UsageError
 from bench.tokenizer import Encoded, Tokenizer
@@ -27,7 +27,6 @@ from bench.tokenizer import Encoded, Tokenizer
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 MIN_OPSET = 14  # scaled_dot_product / the eager attention export needs >= 14 on the legacy path
 MAX_IR_VERSION = 9  # DeepSparse 1.8 reads IR <= 9
-EXPORT_TOLERANCE = 1e-4
 # INT8 = the Linear layers' matmuls (weights constant), as in torch dynamic quantization. Per-channel weights
 # with reduce_range (7-bit) avoid the u8s8 saturation of AVX2 kernels without VNNI; on the real MiniLM,
 # per-tensor INT8 left a hidden-state cosine of 0.95 (dynamic) and 0.78 (static), per-channel + reduce_range
@@ -96,7 +95,7 @@ def ort_run(path: Path | str, encoded: Encoded, threads: int = 0) -> np.ndarray:
 
 
 def export_onnx(artifact: Artifact, out: Path, opset: int = exports.ONNX_OPSET) -> dict:
-    """Export, then check: opset and IR version as promised, and ONNX Runtime output within 1e-4 of torch
+    """Export, then check: opset and IR version as promised, and ONNX Runtime's output measured against torch
     on two shapes (so the dynamic batch and sequence axes really are dynamic)."""
     import onnx
 
@@ -122,7 +121,7 @@ def export_onnx(artifact: Artifact, out: Path, opset: int = exports.ONNX_OPSET) 
     proto = onnx.load(str(out), load_external_data=False)
     if proto.ir_version > MAX_IR_VERSION:
         raise CellError(f"exported IR version {proto.ir_version} > {MAX_IR_VERSION} (DeepSparse cannot read it)")
-    worst = 0.0
+    checks = []
     for encoded in (exports.probe(tok), tok.encode(exports.calibration_texts()[:3], max_length=128,
                                                    pad_to_max=False)):
         with torch.inference_mode():
@@ -130,12 +129,13 @@ def export_onnx(artifact: Artifact, out: Path, opset: int = exports.ONNX_OPSET) 
         got = ort_run(out, encoded)
         if got.shape != ref.shape:
             raise CellError(f"ONNX export output shape {got.shape} != torch {ref.shape} for input {encoded.shape}")
-        worst = max(worst, float(np.abs(got - ref).max()))
-    if not worst <= EXPORT_TOLERANCE:
-        raise CellError(f"ONNX export of {artifact.path} differs from torch by max |diff| {worst:.3g} "
-                        f"> {EXPORT_TOLERANCE:g}; not published")
+        checks.append(agreement.compare(ref, got, encoded.attention_mask))
+    # judged where it is used, against the plan's criterion (bench/exports.py: resolve), so a looser or tighter
+    # [parity] needs no new export
+    check = agreement.worst(checks)
     return {"opset": opset, "ir_version": proto.ir_version, "inputs": list(names),
-            "max_abs_diff_vs_torch": worst, "exporter": "torch.onnx.export(dynamo=False)",
+            "check_vs_torch": check, "max_abs_diff_vs_torch": check["max_abs_diff"],
+            "exporter": "torch.onnx.export(dynamo=False)",
             "attention": "eager"}
 
 

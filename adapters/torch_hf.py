@@ -12,6 +12,7 @@ from transformers.utils import logging as hf_logging
 
 from adapters.base import BaseAdapter, Batch, Options, ParamCounts, Variant
 from bench.artifacts import Artifact
+from bench.environment import NATIVE_FLAGS, native_support
 from bench.errors import CellError, CellSkipped
 from bench.tokenizer import Encoded
 
@@ -36,6 +37,10 @@ class TorchHFAdapter(BaseAdapter):
             raise CellSkipped("device cuda: torch.cuda.is_available() is False (no GPU, or a CPU-only torch)")
         if variant.precision == "int8" and device != "cpu":
             raise CellError("torch INT8 dynamic quantization runs on CPU only")
+        if variant.precision in ("bf16", "fp16") and device == "cpu" and not native_support(variant.precision):
+            raise CellSkipped(f"{variant.precision} on CPU: this CPU has no native {variant.precision} kernels "
+                              f"(none of {', '.join(NATIVE_FLAGS[variant.precision])}); emulated it is slower than "
+                              "fp32 and says nothing about the precision")
         torch.set_num_threads(options.threads)
         self._load_tokenizer(artifact)
         self.device = torch.device(device)
@@ -80,7 +85,8 @@ class TorchHFAdapter(BaseAdapter):
         return ParamCounts(total, trainable, nonzero, nbytes)
 
     def info(self) -> dict:
-        info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+        info = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "threads": torch.get_num_threads(),
                 "interop_threads": torch.get_num_interop_threads(),
                 "attention": getattr(getattr(self.model, "config", None), "_attn_implementation", None)}
         if self._variant.precision == "int8":

@@ -64,6 +64,22 @@ class Artifact:
             raise UsageError(f"{path}: not a backbone-bench artifact ({exc})") from exc
 
 
+def load_cached(final: Path) -> Artifact | None:
+    """A cached artifact directory whose weights still hash to what it recorded; a corrupt one (truncated,
+    replaced) is removed so its builder makes it again, and None is returned for a missing or removed one."""
+    if not (final / "meta.json").is_file():
+        return None
+    try:
+        artifact = Artifact.load(final)
+        intact = sha256_file(final / "model.safetensors") == artifact.content_hash
+    except (UsageError, OSError):
+        intact = False
+    if intact:
+        return artifact
+    shutil.rmtree(final, ignore_errors=True)
+    return None
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "backbone-bench")).expanduser()
 
@@ -84,8 +100,9 @@ def ensure(backbone: Backbone, seed: int = 0) -> Artifact:
               "seed": seed if backbone.source == "random" else None}
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     final = cache_root() / "artifacts" / f"{backbone.name}-{key}"
-    if (final / "meta.json").is_file():
-        return Artifact.load(final)
+    cached = load_cached(final)
+    if cached is not None:
+        return cached
     with building(final) as tmp:
         if backbone.source == "random":
             meta = _build_random(backbone, seed, tmp)

@@ -98,6 +98,12 @@ _CATALOGUE: tuple[Backbone, ...] = (
               "hidden_act": "gelu_new", "max_position_embeddings": 512, "type_vocab_size": 2,
               "num_hidden_groups": 1, "inner_group_num": 1},
              "random", "albert-base-v2", 12.0, "ALBERT-base v2 shape", aliases=("albert-base",)),
+    # The smallest published BERT (Turc et al. 2019, "Well-Read Students Learn Better", 4.4M parameters): the
+    # smoke preset's shape, so CI runs the real path of every runtime in seconds per cell.
+    Backbone("bert-tiny",
+             {**_BERT_BASE, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "intermediate_size": 512},
+             "random", "google/bert_uncased_L-2_H-128_A-2", 4.4, "BERT-Tiny (L2 H128 A2) uncased shape"),
     Backbone("electra-small-discriminator",
              {"model_type": "electra", "vocab_size": 30522, "embedding_size": 128, "hidden_size": 256,
               "num_hidden_layers": 12, "num_attention_heads": 4, "intermediate_size": 1024,

@@ -1,5 +1,7 @@
-"""`bench` command line: list, run, report, compare, baseline, export, data. Bad input exits 2 with one line naming the
-valid choices; `compare` exits 1 on a regression."""
+"""`bench` command line: list, prepare, run, report, compare, baseline, export, data.
+
+Exit codes: 0 done (every cell ok or skipped); 1 done, but some cell failed (`run`, `report --check`) or a
+regression was found (`compare`); 2 bad input (one line naming the valid choices, nothing written)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from bench import __version__
 from bench.errors import UsageError
 
-DEFAULT_OUT = Path("bench-results")
+RUNS = Path("runs")  # a user's own runs: runs/<machine>/<preset>, apart from the published sets under results/
 DEFAULT_BASELINES = Path("results") / "baselines"  # relative to the working directory (nox runs in the repo)
 
 
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batches", type=_csv(_positive_int), help="throughput batch sizes, e.g. 1,8,32")
     run.add_argument("--threads", type=_positive_int, help="threads per cell (default: physical cores)")
     run.add_argument("--timeout", type=float, help="seconds per cell before it is killed and marked failed")
-    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result directory (default: {DEFAULT_OUT})")
+    run.add_argument("--out", type=Path, help=f"result directory (default: {RUNS}/<machine>/<preset>: this machine's "
+                     "own, never mixed with another machine's records)")
     run.add_argument("--isolate", choices=["variant", "cell"],
                      help="worker process per variant (default: loaded once for all its suites) or per cell")
     run.add_argument("--no-train", action="store_true",
@@ -73,10 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not write report.md/report.csv in --out")
     run.add_argument("--dry-run", action="store_true", help="print the cells and exit")
 
+    prep = sub.add_parser("prepare", help="build the artifacts and derived files (ONNX, INT8, torch reference) a "
+                          "preset needs, for every runtime of it (run where torch is installed)")
+    prep.add_argument("--preset", default="default", help="preset name or .toml file (default: default)")
+    where = sub.add_parser("where", help="print the default result directory of a preset on this machine")
+    where.add_argument("--preset", default="default")
+
     rep = sub.add_parser("report", help="tables from one or more result directories or records files")
     rep.add_argument("inputs", nargs="+", type=Path)
     rep.add_argument("--out", type=Path, required=True,
                      help="directory for report.md/.csv, leaderboard.md/.csv/.html and pareto.png/.svg")
+    rep.add_argument("--check", action="store_true",
+                     help="exit 1 if any cell's latest record failed (after writing the report)")
     rep.add_argument("--budget", type=_percent, default=1.0,
                      help="accuracy budget of the recommendation: max relative drop in %% (default 1)")
 
@@ -141,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress lines reach nox/CI logs as they happen
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
-                "baseline": cmd_baseline, "export": cmd_export, "data": cmd_data}[args.command](args)
+        return {"list": cmd_list, "prepare": cmd_prepare, "where": cmd_where, "run": cmd_run, "report": cmd_report,
+                "compare": cmd_compare, "baseline": cmd_baseline, "export": cmd_export,
+                "data": cmd_data}[args.command](args)
     except UsageError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
@@ -177,6 +189,33 @@ def cmd_list(args) -> int:
             print(f"  {r.name:12s} {caps:40s} {state}")
     if args.what in ("all", "presets"):
         print("presets: " + ", ".join(list_presets()))
+    return 0
+
+
+def default_out(preset: str) -> Path:
+    from bench.environment import machine_fingerprint
+
+    return RUNS / machine_fingerprint() / Path(preset).stem
+
+
+def cmd_where(args) -> int:
+    from bench.plan import load_preset
+
+    load_preset(args.preset)
+    print(default_out(args.preset))
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from bench.environment import apply_offline_env
+    from bench.plan import load_preset
+    from bench.preparation import prebuild
+
+    apply_offline_env()
+    plan = load_preset(args.preset)
+    ready, failed = prebuild(plan)
+    note = f", {failed} failed: the cells that need them fail with the reason" if failed else ""
+    print(f"bench prepare: preset {plan.name}: {ready} ready{note}")
     return 0
 
 
@@ -226,6 +265,9 @@ def cmd_run(args) -> int:
             print(c.label)
         print(f"{len(cells)} cells")
         return 0
+    from bench.output import writable_dir
+
+    args.out = writable_dir(args.out or default_out(args.preset))
     return _execute(plan, cells, args)
 
 
@@ -255,7 +297,7 @@ def _execute(plan, cells, args) -> int:
     if not args.no_report:
         paths = report.write(records.read(args.out / records.RECORDS_FILE), args.out)
         console.print(f"report: {paths['md']} and {paths['csv']}")
-    return 0
+    return 1 if summary.failed else 0
 
 
 def _result_line(cell, record) -> str:
@@ -284,14 +326,21 @@ def _result_line(cell, record) -> str:
 
 def cmd_report(args) -> int:
     from bench import leaderboard, records, report
+    from bench.output import writable_dir
 
     recs = records.read_many(args.inputs)
+    writable_dir(args.out)
     df = report.frame(recs)
     paths = report.write(recs, args.out, df=df)
     board = leaderboard.write(recs, args.out, budget_pct=args.budget, df=df)
     print(paths["md"].read_text())
     print(f"wrote {paths['md']} and {paths['csv']}")
     print(f"wrote {board.md}, {board.csv}, {board.html}, {board.png} and {board.svg}")
+    failed = int((df.status == "failed").sum()) if not df.empty else 0
+    if args.check and failed:
+        print(f"bench report: {failed} cell{'s' if failed > 1 else ''} failed (listed first in the report)",
+              file=sys.stderr)
+        return 1
     return 0
 
 

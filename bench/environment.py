@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 
-INTERESTING_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
-                     "amx_bf16", "amx_int8", "amx_tile", "sse4_2")
+INTERESTING_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+                     "avx_vnni", "amx_bf16", "amx_fp16", "amx_int8", "amx_tile", "sse4_2")
 LIBRARIES = ("numpy", "pandas", "tokenizers", "safetensors", "torch", "transformers", "onnx", "onnxruntime",
              "onnxruntime-gpu", "deepsparse", "mxnet", "gluonnlp")
 REPO = Path(__file__).resolve().parent.parent
@@ -112,6 +112,28 @@ def fingerprint(cpu: dict, gpu_names: list[str]) -> str:
     ident = [cpu["model"], cpu["arch"], cpu.get("cpuid"), sorted(cpu.get("flags", [])), cpu["physical_cores"],
              cpu["logical_cores"], round(cpu["memory_gib"]), sorted(gpu_names)]
     return hashlib.sha256(repr(ident).encode()).hexdigest()[:12]
+
+
+# The CPU flags that give a precision native kernels (oneDNN, MLAS, fbgemm pick them); without them bf16/fp16 are
+# emulated, slower than fp32, and int8 GEMMs lose the VNNI/AMX dot-product instructions.
+NATIVE_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16"),
+                "int8": ("avx512_vnni", "avx_vnni", "amx_int8")}
+
+
+def native_support(precision: str) -> list[str]:
+    """The flags of this CPU that run `precision` natively ([] = emulated or missing)."""
+    return sorted(set(cpu_info()["flags"]) & set(NATIVE_FLAGS.get(precision, ())))
+
+
+def isa_summary(flags) -> str:
+    """The instruction-set support that decides which kernels a runtime can pick, in words."""
+    flags = set(flags or ())
+    def yes(*names: str) -> str:
+        return "yes" if flags & set(names) else "no"
+    return (f"AVX2 {yes('avx2')}, AVX-512 {yes('avx512f')}, VNNI {yes('avx512_vnni', 'avx_vnni')}, "
+            f"bf16 {yes('avx512_bf16', 'amx_bf16')}, fp16 {yes('avx512_fp16', 'amx_fp16')}, "
+            f"AMX {yes('amx_tile')}" + (f" (bf16 {yes('amx_bf16')}, int8 {yes('amx_int8')})" if 'amx_tile' in flags
+                                        else ""))
 
 
 def describe() -> dict:

@@ -3,7 +3,9 @@
 They are built only where torch is installed (adapters/onnx_export.py does the work); every other
 environment (DeepSparse's: onnx 1.14, numpy < 2, no torch) reuses the files. Each file is named by the
 artifact's content hash and the export settings, written under a temporary name and renamed, and has a
-sidecar JSON; a file without its sidecar is not trusted, a file whose size differs from it is refused.
+sidecar JSON with its size and sha256; a file without its sidecar is not trusted, one that differs from it is
+rebuilt where it can be and refused elsewhere. A build that fails leaves a `.failed.json` beside the missing file
+with the reason, so the environments that cannot build it fail exactly the cells that need it, saying why.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.artifacts import Artifact, cache_root
+from bench.agreement import Agreement
+from bench.artifacts import Artifact, cache_root, sha256_file
 from bench.errors import CellError, UsageError
 from bench.tokenizer import Encoded, Tokenizer, sample_sentences
 
-EXPORT_VERSION = 1  # bump when the export changes the bytes it writes
+EXPORT_VERSION = 2  # bump when the export changes the bytes it writes
 QUANT_RECIPE = 2  # bump when a quantization recipe (adapters/onnx_export.py) changes
 ONNX_OPSET = 14  # legacy exporter, IR version 7: DeepSparse reads IR <= 9 only
 FORMS = ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static")
 REFERENCE = "reference"  # torch fp32 outputs on the parity probe, for runtimes without torch
 PROBE_SEQ_LEN = 64
-PARITY_TOLERANCE = 1e-4  # fp32 runtimes must agree with torch fp32 to this max |diff|
 BUILD_MODULES = ("torch", "transformers", "onnx", "onnxruntime")  # the reference needs the first two only
 TORCH_ENV_HINT = ("exports are made in the torch environment: run `nox -s \"bench(family='torch')\"` (or any "
                   "`bench run` where torch, transformers, onnx and onnxruntime are installed) first; this "
@@ -94,39 +96,96 @@ def missing_build_modules(form: str) -> list[str]:
     return [m for m in needed if importlib.util.find_spec(m) is None]
 
 
-def require(artifact: Artifact, form: str) -> None:
-    """Checked by the runner before any cell runs: a file that is neither cached nor buildable here is bad
-    input (wrong environment order), not a cell failure."""
-    if is_built(artifact, form):
-        return
-    missing = missing_build_modules(form)
-    if missing:
-        raise UsageError(f"{artifact.backbone} (sparsity {artifact.sparsity:g}): no cached {form} at "
-                         f"{path_of(artifact, form)} and this environment lacks {', '.join(missing)}; "
-                         + TORCH_ENV_HINT)
+def failure_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".failed.json")
 
 
-def ensure(artifact: Artifact, form: str) -> Path:
-    """The file for `form`, built on first use (torch environment only)."""
+def resolve(artifact: Artifact, form: str, criterion: Agreement) -> str | None:
+    """Make `form` of `artifact` ready for the cells that need it: None when it is, else the reason those cells
+    fail. Builds it where this environment can (torch, transformers, onnx, onnxruntime), rebuilds a corrupt copy,
+    and judges an fp32 export's measured agreement with torch against the plan's criterion; quantized files
+    need their fp32 source to pass too. Never raises for a file problem: a bad file fails its cells, not the run."""
+    try:
+        ensure(artifact, form, deep=True)
+    except CellError as exc:
+        return str(exc)
+    if form == REFERENCE:
+        return None
+    fp32 = onnx_path(artifact, "onnx-fp32")
+    if form != "onnx-fp32" and not is_built(artifact, "onnx-fp32"):
+        return None  # installed by hand (tests, a user's graph): nothing to judge it by
+    check = read_sidecar(fp32).get("check_vs_torch")
+    if check is None:
+        return None  # adopted with `install`: no torch export to compare
+    if not criterion.judge(check):
+        return (f"ONNX export {fp32.name} of {artifact.backbone} (sparsity {artifact.sparsity:g}) disagrees with "
+                f"torch fp32: {criterion.explain(check)}; cells that run it or a file quantized from it fail")
+    return None
+
+
+def ensure(artifact: Artifact, form: str, deep: bool = False) -> Path:
+    """The intact file for `form`, built on first use where this environment can build it (a corrupt copy is
+    rebuilt); CellError with the reason otherwise. `deep` also checks the sha256 (the runner does, once per run,
+    before any worker loads the file; workers then check the size only)."""
     path = path_of(artifact, form)
     if is_built(artifact, form):
-        check_intact(path)
-        return path
-    require(artifact, form)
+        problem = intact_problem(path, deep)
+        if problem is None:
+            return path
+        if missing_build_modules(form):
+            raise CellError(f"{problem}; delete it and its .json and run the torch environment to rebuild it")
+        path.unlink(missing_ok=True)
+        sidecar(path).unlink(missing_ok=True)
+        try:
+            return ensure(artifact, form)
+        except CellError as exc:
+            raise CellError(f"{problem}; rebuilding it failed: {exc}") from exc
+    missing = missing_build_modules(form)
+    if missing:
+        marker = failure_marker(path)
+        if marker.is_file():
+            try:
+                why = json.loads(marker.read_text()).get("reason", "?")
+            except (OSError, json.JSONDecodeError):
+                why = "unreadable failure record"
+            raise CellError(f"{form} of {artifact.backbone} (sparsity {artifact.sparsity:g}) could not be built "
+                            f"in the torch environment: {why}")
+        raise CellError(f"{artifact.backbone} (sparsity {artifact.sparsity:g}): no cached {form} at {path} and "
+                        f"this environment lacks {', '.join(missing)}; " + TORCH_ENV_HINT)
     from adapters import onnx_export
 
-    onnx_export.build(artifact, form, path)
+    try:
+        onnx_export.build(artifact, form, path)
+    except UsageError:
+        raise
+    except Exception as exc:  # a framework failure while exporting/quantizing: the cells that need it fail
+        reason = f"building {form} failed: {type(exc).__name__}: {exc}".strip()
+        _write_marker(path, reason)
+        raise CellError(reason) from exc
+    failure_marker(path).unlink(missing_ok=True)
     return path
 
 
-def check_intact(path: Path) -> dict:
-    """The sidecar's record of a file against the file: a truncated or replaced file is refused clearly."""
-    meta = read_sidecar(path)
+def _write_marker(path: Path, reason: str) -> None:
+    marker = failure_marker(path)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(marker)
+    tmp.write_text(json.dumps({"reason": reason}))
+    os.replace(tmp, marker)
+
+
+def intact_problem(path: Path, deep: bool = True) -> str | None:
+    """Why the file differs from what its sidecar says was written (size, then sha256), or None."""
+    try:
+        meta = read_sidecar(path)
+    except CellError as exc:
+        return str(exc)
     size = path.stat().st_size
     if meta.get("size") is not None and meta["size"] != size:
-        raise CellError(f"{path}: {size} bytes but {meta['size']} were written (truncated or modified); "
-                        "delete it and its .json to rebuild it in the torch environment")
-    return meta
+        return f"{path}: {size} bytes but {meta['size']} were written (truncated or modified)"
+    if deep and meta.get("sha256") and sha256_file(path) != meta["sha256"]:
+        return f"{path}: sha256 differs from the one written (corrupted or modified)"
+    return None
 
 
 def read_sidecar(path: Path) -> dict:
@@ -138,7 +197,7 @@ def read_sidecar(path: Path) -> dict:
 
 def publish(tmp: Path, final: Path, meta: dict) -> None:
     """Move a finished file into place with its sidecar (sidecar last: it marks the file as complete)."""
-    meta = meta | {"size": tmp.stat().st_size, "export_version": EXPORT_VERSION}
+    meta = meta | {"size": tmp.stat().st_size, "sha256": sha256_file(tmp), "export_version": EXPORT_VERSION}
     final.parent.mkdir(parents=True, exist_ok=True)
     side_tmp = sidecar(tmp)
     side_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
@@ -181,7 +240,7 @@ def write_reference(artifact: Artifact, encoded: Encoded, output: np.ndarray, **
 
 def load_reference(artifact: Artifact) -> Reference:
     path = ensure(artifact, REFERENCE)
-    meta = check_intact(path)
+    meta = read_sidecar(path)
     try:
         with np.load(path) as z:
             encoded = Encoded(z["input_ids"], z["attention_mask"], z["token_type_ids"])
@@ -189,46 +248,3 @@ def load_reference(artifact: Artifact) -> Reference:
     except (OSError, ValueError, KeyError) as exc:
         raise CellError(f"{path}: unreadable reference outputs ({exc}); delete it to rebuild") from exc
     return Reference(encoded, output, meta)
-
-
-def prebuild(cells: list, seed: int = 0, log=print) -> int:
-    """Build every derived file the cells need, whichever runtime and environment will run them: the torch
-    environment runs this first (noxfile), so DeepSparse's environment finds e.g. the pruned80 exports that
-    no torch or ONNX Runtime cell asked for."""
-    from bench.runner import needed_forms, prepare_artifacts
-
-    cells = [c for c in cells if c.suite != "glue"]  # glue cells run fine-tuned artifacts of their own
-    artifacts = prepare_artifacts(cells, seed, check=False)
-    built = 0
-    for key in dict.fromkeys((c.backbone, c.sparsity, form) for c in cells for form in needed_forms(c)):
-        backbone, sparsity, form = key
-        path = ensure(artifacts[backbone, sparsity], form)
-        built += 1
-        log(f"{backbone} {sparsity} {form}: {path}")
-    return built
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    from bench.environment import apply_offline_env
-    from bench.plan import load_preset
-
-    parser = argparse.ArgumentParser(prog="python -m bench.exports",
-                                     description="build the artifacts and ONNX exports a preset needs (torch env)")
-    parser.add_argument("--preset", default="default")
-    args = parser.parse_args(argv)
-    apply_offline_env()
-    try:
-        plan = load_preset(args.preset)
-        n = prebuild(plan.cells(), plan.seed)
-    except (UsageError, CellError) as exc:
-        print(f"bench.exports: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{n} derived files ready")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.environment import isa_summary
 from bench.gate import ACCURACY_METRICS, points
 from bench.output import atomic_write
 from bench.records import Record
@@ -37,6 +38,7 @@ from bench.report import (
     machine_peaks,
     markdown_table,
     markdown_text,
+    peak_line,
     problem_lines,
     problem_summary,
     problems,
@@ -373,7 +375,8 @@ COLUMN_DOCS = [
     (r"cv_%_s(\d+)", "coefficient of variation of the latency samples at sequence length {0} (%)"),
     (r"speedup_s(\d+)", "torch fp32 dense latency / this row's latency (same backbone, device; length {0})"),
     (r"gflops_s(\d+)", "achieved forward GFLOP/s at batch 1, sequence length {0}"),
-    ("%_of_peak", "that GFLOP/s as % of the fp32 GEMM peak measured on the same machine (int8/bf16 can pass 100)"),
+    ("%_of_peak", "that GFLOP/s as % of the GEMM peak of the row's own precision (fp32/bf16/fp16/int8) on the same "
+                  "machine"),
     ("best_seq_per_s", "best throughput over the batch sweep (sequences per second)"),
     ("best_tok_per_s", "the same in tokens per second"),
     ("at_batch", "batch size that gave the best throughput"),
@@ -420,17 +423,16 @@ def environment_html(records: list[Record]) -> str:
         if machine in seen:
             continue
         seen.add(machine)
-        cpu, git, peak = env.get("cpu") or {}, env.get("git") or {}, env.get("gemm_peak") or {}
-        peak = peak and peak | {"gflops": peaks.get(machine, float("nan"))}
+        cpu, git = env.get("cpu") or {}, env.get("git") or {}
         items = [
             ("CPU", f"{cpu.get('model')} ({cpu.get('arch')}), {cpu.get('physical_cores')} cores, "
                     f"{cpu.get('logical_cores')} logical, {cpu.get('memory_gib')} GiB"),
             ("CPU family/model/stepping", cpu.get("cpuid") or "—"),
             ("CPU flags", " ".join(cpu.get("flags", [])) or "—"),
+            ("instruction sets", isa_summary(cpu.get("flags"))),
             ("GPUs", ", ".join(f"{g.get('name')} ({g.get('memory')})" for g in env.get("gpus") or []) or "none"),
             ("threads per cell", (r.settings or {}).get("threads")),
-            ("fp32 GEMM peak", f"{peak.get('gflops', float('nan')):.0f} GFLOP/s (numpy {peak.get('n')}²)"
-             if peak else "—"),
+            ("GEMM peaks", peak_line(peaks, machine)),
             ("OS / Python", f"{env.get('os')} / {env.get('python')}"),
             ("libraries", ", ".join(f"{k} {v}" for k, v in sorted((env.get("libraries") or {}).items())) or "—"),
             ("git commit", f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}"),

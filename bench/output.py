@@ -10,6 +10,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def writable_dir(path: Path, what: str = "--out") -> Path:
+    """`path` as a directory this process can write into, created if needed; one-line UsageError otherwise
+    (a path under a file, no permission), before any work is done."""
+    from bench.errors import UsageError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot write there ({exc.strerror or exc})") from exc
+    return path
+
+
 def atomic_write(path: Path, text: str | bytes) -> None:
     """Readers never see a half-written file (a report can be regenerated while being served)."""
     tmp = path.with_name(path.name + ".tmp")

@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from bench.agreement import Agreement, from_table
 from bench.catalogue import get_backbone
 from bench.errors import UsageError
 from bench.runtimes import DEVICES, PRECISIONS, SPARSITIES, get_runtime
@@ -106,6 +107,7 @@ class Plan:
     latency: LatencySettings = field(default_factory=LatencySettings)
     throughput: ThroughputSettings = field(default_factory=ThroughputSettings)
     glue: GlueSettings = field(default_factory=GlueSettings)
+    parity: Agreement = field(default_factory=Agreement)  # fp32 agreement with torch (export check and parity)
     scopes: dict[str, RuntimeScope] = field(default_factory=dict)  # runtime name -> narrowing
     threads: int = 0  # 0: one per physical core
     timeout_s: float = 900.0
@@ -118,8 +120,8 @@ class Plan:
 
     def settings(self) -> dict:
         return {"latency": asdict(self.latency), "throughput": asdict(self.throughput), "glue": asdict(self.glue),
-                "threads": self.threads, "timeout_s": self.timeout_s, "seed": self.seed,
-                "isolate": self.isolate}
+                "parity": self.parity.describe(), "threads": self.threads, "timeout_s": self.timeout_s,
+                "seed": self.seed, "isolate": self.isolate}
 
 
 def list_presets() -> list[str]:
@@ -144,7 +146,7 @@ def load_preset(name_or_path: str) -> Plan:
 
 
 def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> Plan:
-    known = {"matrix", "latency", "throughput", "glue", "run", "runtime"}
+    known = {"matrix", "latency", "throughput", "glue", "parity", "run", "runtime"}
     unknown = set(data) - known
     if unknown:
         raise UsageError(f"{where}: unknown section(s) {sorted(unknown)}; allowed: {sorted(known)}")
@@ -157,6 +159,7 @@ def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> P
         latency=_build(LatencySettings, _section(data, "latency", where), f"{where} [latency]"),
         throughput=_build(ThroughputSettings, _section(data, "throughput", where), f"{where} [throughput]"),
         glue=_build(GlueSettings, _section(data, "glue", where), f"{where} [glue]"),
+        parity=from_table(_section(data, "parity", where), where),
         threads=_int(run.get("threads", 0), f"{where} [run] threads", minimum=0),
         timeout_s=_num(run.get("timeout_s", 900.0), f"{where} [run] timeout_s"),
         seed=_int(run.get("seed", 0), f"{where} [run] seed", minimum=0),

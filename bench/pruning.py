@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
+from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, load_cached, sha256_file
 from bench.errors import UsageError
 from bench.output import building
 
@@ -108,8 +108,9 @@ def ensure_pruned(base: Artifact, sparsity: float, scope: PruneScope = DEFAULT_S
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", base.backbone)[-60:]
     final = cache_root() / "artifacts" / f"{name}-pruned{round(sparsity * 100)}-{key}"
-    if (final / "meta.json").is_file():
-        return Artifact.load(final)
+    cached = load_cached(final)
+    if cached is not None:
+        return cached
     with building(final) as tmp:
         from safetensors.numpy import save_file
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.catalogue import published_glue
+from bench.environment import isa_summary
 from bench.glue.tasks import TASKS
 from bench.output import atomic_write, markdown_text
 from bench.plan import Cell
@@ -24,18 +25,35 @@ REFERENCE_SEQ = 128
 CELL_FIELDS = tuple(f.name for f in fields(Cell))
 
 
-def machine_peaks(records: list[Record]) -> dict[str, float]:
-    """fp32 GEMM peak per machine: the best of the measurements its records carry. Each environment measures
-    once at its start, and a busy moment only lowers a measurement (one run here measured 107 GFLOP/s in one
-    environment and 207-214 in the others), so the best is the peak."""
-    peaks: dict[str, float] = {}
+PEAK_KIND = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "int8": "int8", "int8-static": "int8"}  # precision ->
+
+
+def machine_peaks(records: list[Record]) -> dict[tuple[str, str], float]:
+    """GEMM peak per (machine, precision kind): the best of the measurements its records carry. fp32 is numpy's
+    (`gemm_peak`), bf16/fp16/int8 the framework's where the CPU runs them natively (`gemm_peaks`). Each
+    environment measures once at its start, and a busy moment only lowers a measurement (one run here measured
+    107 GFLOP/s in one environment and 207-214 in the others), so the best is the peak."""
+    peaks: dict[tuple[str, str], float] = {}
+
+    def add(machine: str, kind: str, entry) -> None:
+        gflops = (entry or {}).get("gflops") if isinstance(entry, dict) else None
+        if isinstance(gflops, int | float):
+            peaks[machine, kind] = max(peaks.get((machine, kind), 0.0), float(gflops))
+
     for r in records:
         env = r.environment or {}
-        gflops = (env.get("gemm_peak") or {}).get("gflops")
-        if isinstance(gflops, int | float):
-            machine = env.get("machine") or "unknown"
-            peaks[machine] = max(peaks.get(machine, 0.0), float(gflops))
+        machine = env.get("machine") or "unknown"
+        add(machine, "fp32", env.get("gemm_peak"))
+        for kind, entry in (env.get("gemm_peaks") or {}).items():
+            if kind in PEAK_KIND.values():
+                add(machine, kind, entry)
     return peaks
+
+
+def peak_line(peaks: dict[tuple[str, str], float], machine: str) -> str:
+    """'fp32 212, bf16 540, int8 1210 GOP/s' for one machine, in the kinds' order."""
+    kinds = [k for k in dict.fromkeys(PEAK_KIND.values()) if (machine, k) in peaks]
+    return ", ".join(f"{k} {peaks[machine, k]:.0f}" for k in kinds) + " GFLOP/s (int8: GOP/s)" if kinds else "—"
 
 
 def frame(records: list[Record]) -> pd.DataFrame:
@@ -47,7 +65,7 @@ def frame(records: list[Record]) -> pd.DataFrame:
             "status": r.status, "reason": r.reason, "finished": r.finished or "",
             "pretrained": bool(r.artifact.get("pretrained")), "machine": env.get("machine") or "unknown",
             "cpu": (env.get("cpu") or {}).get("model"), "threads": (r.settings or {}).get("threads"),
-            "peak_gflops": peaks.get(env.get("machine") or "unknown"),
+            "peak_gflops": peaks.get((env.get("machine") or "unknown", PEAK_KIND.get(r.cell.precision, ""))),
         } | {f"m.{k}": v for k, v in r.metrics.items() if not isinstance(v, dict | list)})
     df = pd.DataFrame(rows)
     keys = ["machine", *ROW, "suite", "batch", "seq_len", "task"]
@@ -84,9 +102,10 @@ def comparison(df: pd.DataFrame) -> pd.DataFrame:
             ref.get((m, b, d), np.nan) / v if pd.notna(v) else np.nan
             for (m, b, _r, _p, _s, d), v in lat.items()]
         gflops = _metric(df, "latency", "gflops_per_s", seq_len=ref_seq, batch=1)
-        peak = pd.to_numeric(df.drop_duplicates("machine").set_index("machine")["peak_gflops"], errors="coerce")
+        peak = pd.to_numeric(df.drop_duplicates(["machine", *ROW]).set_index(["machine", *ROW])["peak_gflops"],
+                             errors="coerce")
         table[f"gflops_s{ref_seq}"] = gflops
-        table["%_of_peak"] = [100 * g / peak.get(idx[0], np.nan) if pd.notna(g) else np.nan
+        table["%_of_peak"] = [100 * g / peak.get(idx, np.nan) if pd.notna(g) else np.nan
                               for idx, g in gflops.reindex(table.index).items()]
     parity = df[(df.suite == "parity") & (df.status == "ok")]
     if not parity.empty:
@@ -210,17 +229,17 @@ def environment_lines(records: list[Record]) -> list[str]:
         if env.get("machine") in seen:
             continue
         seen.add(env.get("machine"))
-        cpu, peak = env.get("cpu", {}), env.get("gemm_peak", {})
-        peak = peak | {"gflops": peaks.get(env.get("machine") or "unknown", float("nan"))}
+        cpu = env.get("cpu", {})
         cpuid = f" (family/model/stepping {cpu['cpuid']})" if cpu.get("cpuid") else ""
         libs = ", ".join(f"{k} {v}" for k, v in sorted(env.get("libraries", {}).items()))
         git = env.get("git") or {}
         lines.append(
             f"- machine `{env.get('machine')}`: {cpu.get('model')}{cpuid}, {cpu.get('physical_cores')} cores "
-            f"({cpu.get('logical_cores')} logical), {cpu.get('memory_gib')} GiB, flags "
-            f"{' '.join(cpu.get('flags', []))}; GPUs: {', '.join(g['name'] for g in env.get('gpus', [])) or 'none'};"
-            f" threads per cell {r.settings.get('threads')}; fp32 GEMM peak {peak.get('gflops', float('nan')):.0f}"
-            f" GFLOP/s (numpy {peak.get('n')}², best of the records' measurements); {libs};"
+            f"({cpu.get('logical_cores')} logical), {cpu.get('memory_gib')} GiB, {isa_summary(cpu.get('flags'))}; "
+            f"flags {' '.join(cpu.get('flags', []))}; GPUs: "
+            f"{', '.join(g['name'] for g in env.get('gpus', [])) or 'none'}; threads per cell "
+            f"{r.settings.get('threads')}; GEMM peaks {peak_line(peaks, env.get('machine') or 'unknown')} (fp32: "
+            f"numpy 2048², others torch where native; best of the records' measurements); {libs};"
             f" git {str(git.get('commit'))[:10]}"
             f"{' (dirty)' if git.get('dirty') else ''}")
     return lines
@@ -298,10 +317,11 @@ COLUMN_HELP = """Columns: `pretrained` no = seeded random weights (speed and siz
 zero, embeddings are kept); `p50_ms_sN` median batch-1 latency at sequence length N;
 `cv_%` coefficient of variation of those samples; `speedup` torch fp32 dense latency / this row's (same
 backbone, device, sequence length); `gflops` achieved forward GFLOP/s at batch 1, and `%_of_peak` that as a
-share of the fp32 GEMM peak measured on the same machine (best of the records' measurements; INT8/bf16 rows
-can exceed 100%); `max_abs_diff` /
-`cosine` this row's outputs vs torch fp32 outputs of the same weights on 16 real sentences (fp32 rows must stay
-within 1e-4), `agreement_%` predicted-class agreement for task heads; `best_seq_per_s` /
+share of the GEMM peak of the row's own precision measured on the same machine (fp32, bf16, fp16 or int8; best
+of the records' measurements; empty where the CPU has no native kernel for that precision); `max_abs_diff` /
+`cosine` this row's outputs vs torch fp32 outputs of the same weights on 16 real sentences (fp32 rows must keep
+max |diff| <= rel_tol x max|ref| and cosine >= min_cosine: the [parity] criterion), `agreement_%`
+predicted-class agreement for task heads; `best_seq_per_s` /
 `best_tok_per_s` best throughput over the batch sweep, `at_batch` the batch that gave it; `cells` cell
 statuses of the row. GLUE: `<task>_<metric>` the task's headline dev metric in points (accuracy; f1 for MRPC,
 mcc for CoLA, pearson for STS-B), `<task>_drop` points below the torch fp32 dense row (negative: higher)."""

@@ -24,15 +24,15 @@ from dataclasses import asdict, dataclass
 from itertools import groupby
 from pathlib import Path
 
-from bench import __version__, exports, worker
-from bench.artifacts import Artifact, ensure
-from bench.catalogue import get_backbone
-from bench.environment import apply_offline_env, describe, has_cuda_gpu
+from bench import __version__, worker
+from bench.artifacts import Artifact
+from bench.environment import apply_offline_env, describe, has_cuda_gpu, machine_fingerprint
+from bench.errors import UsageError
 from bench.glue import evalcache
 from bench.glue.prepare import prepare as prepare_glue
 from bench.peak import gemm_peak_gflops
 from bench.plan import Cell, Plan
-from bench.pruning import for_sparsity
+from bench.preparation import prepare_artifacts, resolve_forms
 from bench.records import RECORDS_FILE, Record, append, read
 from bench.runtimes import get_runtime
 from bench.worker import now
@@ -52,9 +52,22 @@ class RunSummary:
         setattr(self, status, getattr(self, status) + 1)
 
 
-def run_key(cell: Cell, artifact: Artifact, machine: str) -> str:
-    ident = [asdict(cell), artifact.content_hash, __version__, machine]
+def run_key(cell: Cell, artifact: Artifact | None, machine: str) -> str:
+    ident = [asdict(cell), artifact.content_hash if artifact else None, __version__, machine]
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def precision_peaks(runtimes: tuple[str, ...], threads: int) -> dict:
+    """bf16/fp16/int8 GEMM peaks from the first installed runtime that can measure them (the fp32 one is numpy's,
+    `gemm_peak`); a failure to measure leaves them out with the reason, it never stops the run."""
+    for name in runtimes:
+        rt = get_runtime(name)
+        if rt.peaks and not rt.missing_modules():
+            try:
+                return rt.measure_peaks(threads) | {"by": name}
+            except Exception as exc:  # a framework error in a yardstick: the rows lose their % column only
+                return {"error": f"{name}: {type(exc).__name__}: {exc}"}
+    return {}
 
 
 def default_threads() -> int:
@@ -72,37 +85,49 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
     out_dir.mkdir(parents=True, exist_ok=True)
     records_path = out_dir / RECORDS_FILE
     threads = plan.threads or default_threads()
-    environment = describe() | {"gemm_peak": gemm_peak_gflops(threads)}
-    machine = environment["machine"]
-    done = {r.run_key for r in read(records_path) if r.status != "failed"} if records_path.exists() else set()
+    machine = machine_fingerprint()
+    existing = read(records_path) if records_path.exists() else []
+    others = sorted({m for r in existing if (m := (r.environment or {}).get("machine")) and m != machine})
+    if others:  # a published set, or another machine's run: this machine's numbers go in a directory of their own
+        raise UsageError(f"{records_path} holds records of machine {', '.join(others)}, and this is machine "
+                         f"{machine}: a run appends only to its own machine's records; choose another --out "
+                         f"(the default, runs/{machine}/<preset>, is this machine's own)")
+    done = {r.run_key for r in existing if r.status != "failed"}
+    environment = describe() | {"gemm_peak": gemm_peak_gflops(threads),
+                                "gemm_peaks": precision_peaks(plan.matrix.runtimes, threads)}
     settings = plan.settings() | {"threads": threads}
-    artifacts = prepare_artifacts(plan.cells(), plan.seed)
-    glue = prepare_glue(plan.cells(), plan.seed, threads, train=plan.glue.train)  # or why a glue cell is skipped
+    cells = plan.cells()
+    prepared = prepare_artifacts(cells, plan.seed)  # a failed artifact or file fails its cells, not the run
+    resolve_forms(prepared, cells, plan.parity)
+    glue = prepare_glue(cells, plan.seed, threads, train=plan.glue.train, criterion=plan.parity)
     gpu = has_cuda_gpu()
     summary = RunSummary()
-    todo: list[tuple[Cell, Artifact, str, dict | None]] = []  # (cell, artifact, run key, fields if not run)
+    todo: list[tuple[Cell, Artifact | None, str, dict | None]] = []  # (cell, artifact, run key, fields if not run)
     eval_keys: dict[Cell, str | None] = {}  # glue cells: key of their dev-set evaluation (bench/glue/evalcache.py)
-    for cell in plan.cells():
-        prepared = glue.get(cell)
-        artifact = prepared.artifact if prepared else artifacts[cell.backbone, cell.sparsity]
-        key = run_key(cell, artifact, machine)
+    for cell in cells:
+        in_glue = glue.get(cell)
+        artifact = in_glue.artifact if in_glue else prepared.artifacts.get((cell.backbone, cell.sparsity))
+        key = run_key(cell, artifact, machine) if artifact else run_key(cell, None, machine)
         if key in done and not force:
             summary.resumed += 1
             notify("resumed", cell, None)
             continue
         fields = None
+        why = None if in_glue else prepared.reason(cell)
         if cell.device == "cuda" and not gpu:
             fields = {"status": "skipped", "reason": "device cuda: no CUDA GPU on this machine (nvidia-smi)"}
-        elif prepared and prepared.reason:
-            fields = {"status": prepared.status, "reason": prepared.reason}
-        elif prepared:
+        elif why:
+            fields = {"status": "failed", "reason": why}
+        elif in_glue and in_glue.reason:
+            fields = {"status": in_glue.status, "reason": in_glue.reason}
+        elif in_glue:
             eval_keys[cell] = evalcache.key(cell, artifact, machine, threads, settings)
             fields = evalcache.lookup(eval_keys[cell]) if plan.glue.reuse else None
         todo.append((cell, artifact, key, fields))
 
     def record(cell: Cell, artifact: Artifact, key: str, fields: dict) -> None:
-        rec = Record(cell=cell, artifact=artifact.summary(), settings=settings, environment=environment,
-                     harness_version=__version__, run_key=key, **fields)
+        rec = Record(cell=cell, artifact=artifact.summary() if artifact else {}, settings=settings,
+                     environment=environment, harness_version=__version__, run_key=key, **fields)
         append(records_path, rec)
         summary.add(rec.status)
         notify("end", cell, rec)
@@ -130,29 +155,6 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
 def _variant(cell: Cell, artifact: Artifact) -> tuple:
     """Cells that can share one loaded adapter: same model file, same runtime, precision and device."""
     return cell.backbone, cell.runtime, cell.precision, cell.sparsity, cell.device, artifact.content_hash
-
-
-def needed_forms(cell: Cell) -> list[str]:
-    """Derived files a cell reads: its runtime's model file for the precision, the reference for parity."""
-    form = get_runtime(cell.runtime).form(cell.precision)
-    return ([form] if form else []) + ([exports.REFERENCE] if cell.suite == "parity" else [])
-
-
-def prepare_artifacts(cells: list[Cell], seed: int, check: bool = True) -> dict[tuple[str, str], Artifact]:
-    """The artifact of every (backbone, sparsity) in the plan: dense ones built or read from the cache, pruned
-    twins derived from them (numpy only, any environment). Derived model files a cell needs must be cached
-    or buildable here: otherwise the run stops before any cell, naming the environment to run first."""
-    cells = [c for c in cells if c.suite != "glue"]  # glue cells run fine-tuned artifacts (bench/glue/prepare.py)
-    dense = {name: ensure(get_backbone(name), seed) for name in dict.fromkeys(c.backbone for c in cells)}
-    artifacts = {(c.backbone, c.sparsity): None for c in cells}
-    for backbone, sparsity in artifacts:
-        artifacts[backbone, sparsity] = for_sparsity(dense[backbone], sparsity)
-    for cell in cells if check else ():
-        if cell.device == "cuda" and not has_cuda_gpu():
-            continue  # skipped without running: needs no files
-        for form in needed_forms(cell):
-            exports.require(artifacts[cell.backbone, cell.sparsity], form)
-    return artifacts
 
 
 def _run_variant(cells: list[Cell], artifact: Artifact, settings: dict, threads: int,

@@ -25,6 +25,14 @@ class Runtime:
     precisions: dict[str, tuple[str, ...]]  # device -> supported precisions
     sparsities: tuple[str, ...] = SPARSITIES
     forms: dict[str, str] | None = None  # precision -> the derived model file it runs (bench/exports.py)
+    peaks: str | None = None  # "module:function(threads) -> {precision: {...}}": GEMM peaks beyond numpy's fp32
+
+    def measure_peaks(self, threads: int) -> dict:
+        """This runtime's framework's GEMM peaks per precision (adapters/*_peak.py), {} where it has none."""
+        if not self.peaks or self.missing_modules():
+            return {}
+        module, fn = self.peaks.split(":")
+        return getattr(importlib.import_module(module), fn)(threads)
 
     def supports(self, precision: str, device: str, sparsity: str) -> bool:
         return precision in self.precisions.get(device, ()) and sparsity in self.sparsities
@@ -53,7 +61,8 @@ RUNTIMES: dict[str, Runtime] = {
     r.name: r
     for r in (
         Runtime("torch", "adapters.torch_hf:TorchHFAdapter", "torch", ("torch", "transformers"),
-                {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "bf16")}),
+                {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "bf16")},
+                peaks="adapters.torch_peak:measure"),
         Runtime("onnxruntime", "adapters.ort_runtime:OrtAdapter", "onnxruntime", ("onnxruntime", "onnx"),
                 {"cpu": ("fp32", "int8", "int8-static"), "cuda": ("fp32", "fp16")},
                 forms={"fp32": "onnx-fp32", "fp16": "onnx-fp32", "int8": "onnx-int8-dynamic",

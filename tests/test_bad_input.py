@@ -73,6 +73,14 @@ RUN_CASES = {
                                                          "128,1024"], "exceeds bert-base-uncased's max_position"),
     "sequence of one token": (lambda r: ["--seq-lens", "1"], "must be >= 2"),
     "zero threads": (lambda r: ["--threads", "0"], "argument --threads"),
+    "parity tolerance negative": (lambda r: ["--preset", preset(r, "[parity]\nrel_tol = -1e-4\n")],
+                                  "rel_tol must be a finite number >= 0, got -0.0001"),
+    "parity tolerance NaN": (lambda r: ["--preset", preset(r, "[parity]\nmin_cosine = nan\n")],
+                             "min_cosine must be a finite number >= 0, got nan"),
+    "parity cosine above one": (lambda r: ["--preset", preset(r, "[parity]\nmin_cosine = 1.5\n")],
+                                "min_cosine must be <= 1"),
+    "parity unknown key": (lambda r: ["--preset", preset(r, "[parity]\natol = 1e-3\n")],
+                           "unknown key(s) in [parity]: ['atol']; allowed: ['min_cosine', 'rel_tol']"),
     "non-numeric batches": (lambda r: ["--batches", "8,big"], "argument --batches"),
 }
 
@@ -119,3 +127,37 @@ def test_unknown_plugin_module(tmp_path, monkeypatch):
                           text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "BENCH_PLUGINS: cannot import 'no_such_plugin_module'" in proc.stderr
+
+
+@pytest.mark.parametrize("under", ["a file", "no permission"])
+def test_an_output_path_that_cannot_be_written_is_one_line_before_any_work(tmp_path, capsys, under):
+    import os
+
+    if under == "a file":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "x"
+    else:
+        if os.geteuid() == 0:
+            out = "/proc/backbone-bench-out"  # root ignores permission bits; /proc refuses everyone
+        else:
+            (tmp_path / "ro").mkdir(mode=0o500)
+            out = tmp_path / "ro" / "x"
+    code = main(["run", "--preset", "quick", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"bench: error: --out {out}: cannot write")
+    code = main(["report", records_file(tmp_path), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot write there" in err
+
+
+def test_a_run_never_appends_to_another_machines_records(tmp_path, capsys):
+    """Published result sets (and any other machine's run) stay what they are: one line, exit 2, the file as it was."""
+    path = tmp_path / "published" / "records.jsonl"
+    path.parent.mkdir()
+    append(path, Record(cell=Cell("m", "torch", "fp32", "dense", "cpu", "params"), status="ok",
+                        environment={"machine": "another-machine"}))
+    before = path.read_bytes()
+    code = main(["run", "--preset", "quick", "--suites", "params", "--out", str(path.parent)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "holds records of machine another-machine" in err
+    assert "choose another --out" in err and path.read_bytes() == before

@@ -135,7 +135,7 @@ def test_int8_static_is_calibrated_on_real_sentences_and_reports_its_drift(toys,
     assert info["calibration"] == {"mode": "naive", "examples": 20, "texts": 16, "seq_len": 128, "task_examples": 0}
     assert info["quantize"]["quantize_mode"] == "smart"
     m = parity(adapter, "int8-static")
-    assert m["finite"] and m["tolerance"] is None and "within_tolerance" not in m
+    assert m["finite"] and m["criterion"] is None and "within_tolerance" not in m
     assert 0 < m["max_abs_diff"] < 1.0 and m["cosine"] > 0.9, m
 
 

@@ -9,7 +9,7 @@ import pytest
 from bench import exports
 from bench.artifacts import ensure
 from bench.catalogue import get_backbone
-from bench.errors import UsageError
+from bench.errors import CellError, UsageError
 from bench.pruning import for_sparsity
 from tests.conftest import needs_torch
 
@@ -81,7 +81,17 @@ def test_unsupported_export_opset_is_a_usage_error(tiny, tmp_path, opset):
 def test_missing_export_without_torch_names_the_torch_environment(tiny, monkeypatch):
     pruned = for_sparsity(tiny, "pruned90")
     monkeypatch.setattr(exports, "missing_build_modules", lambda form: ["torch", "transformers"])
-    with pytest.raises(UsageError, match="run .*bench\\(family='torch'\\).* first"):
-        exports.require(pruned, "onnx-int8-static")
-    with pytest.raises(UsageError, match="lacks torch"):
+    with pytest.raises(CellError, match="run .*bench\\(family='torch'\\).* first"):
+        exports.ensure(pruned, "onnx-int8-static")
+    with pytest.raises(CellError, match="lacks torch"):
         exports.ensure(pruned, "reference")
+
+
+def test_the_export_check_is_measured_and_stored_and_judged_by_the_plans_criterion(tiny):
+    from bench.agreement import Agreement
+
+    check = exports.read_sidecar(exports.ensure(tiny, "onnx-fp32"))["check_vs_torch"]
+    # the worst of the two checked shapes, each diff scaled by its own reference
+    assert 0 < check["scaled_max_diff"] <= check["max_abs_diff"] / check["ref_max_abs"] < 1e-4
+    assert exports.resolve(tiny, "onnx-fp32", Agreement()) is None
+    assert "disagrees with torch fp32" in exports.resolve(tiny, "onnx-int8-dynamic", Agreement(rel_tol=0.0))

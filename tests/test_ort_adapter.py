@@ -57,7 +57,7 @@ def test_fp32_agrees_with_torch_within_1e4(tiny, sparsity):
 def test_int8_reports_its_drift(tiny, precision):
     m = parity(load(tiny, precision), precision)
     assert 1e-4 < m["max_abs_diff"] < 1.0 and 0.95 < m["cosine"] < 1.0
-    assert m["tolerance"] is None and "within_tolerance" not in m
+    assert m["criterion"] is None and "within_tolerance" not in m
 
 
 @needs_torch

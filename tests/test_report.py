@@ -111,7 +111,26 @@ def test_percent_of_peak_uses_the_machines_best_gemm_measurement_not_a_busy_one(
         rec = timed(Cell(MINILM, runtime, "fp32", "dense", "cpu", "latency", 1, 128), lognormal(rng, 0.02, 0.05, 50))
         rec.environment["gemm_peak"]["gflops"] = peak
         recs.append(rec)
-    assert report.machine_peaks(recs) == {"synthetic-01": 200.0}
+    assert report.machine_peaks(recs) == {("synthetic-01", "fp32"): 200.0}
     table = report.comparison(report.frame(recs))
     assert np.allclose(table["%_of_peak"], 100 * table["gflops_s128"] / 200.0)
-    assert "fp32 GEMM peak 200 GFLOP/s" in report.environment_lines(recs)[0]
+    assert "GEMM peaks fp32 200 GFLOP/s" in report.environment_lines(recs)[0]
+
+
+def test_percent_of_peak_holds_each_row_against_the_peak_of_its_own_precision():
+    """An INT8 row is held against the machine's int8 GEMM peak and a bf16 row against bf16, never against fp32;
+    a precision the machine has no measured peak for gets no percentage instead of a flattering one."""
+    rng = np.random.default_rng(1)
+    recs = []
+    for precision in ("fp32", "int8", "bf16"):
+        rec = timed(Cell(MINILM, "torch", precision, "dense", "cpu", "latency", 1, 128),
+                    lognormal(rng, 0.02, 0.05, 50))
+        rec.environment["gemm_peak"]["gflops"] = 100.0
+        rec.environment["gemm_peaks"] = {"int8": {"gflops": 400.0}, "skipped": {"bf16": "no native bf16"}}
+        recs.append(rec)
+    assert report.machine_peaks(recs) == {("synthetic-01", "fp32"): 100.0, ("synthetic-01", "int8"): 400.0}
+    table = report.comparison(report.frame(recs)).set_index("precision")
+    assert np.isclose(table.loc["fp32", "%_of_peak"], table.loc["fp32", "gflops_s128"])
+    assert np.isclose(table.loc["int8", "%_of_peak"], table.loc["int8", "gflops_s128"] / 4)
+    assert np.isnan(table.loc["bf16", "%_of_peak"])
+    assert "GEMM peaks fp32 100, int8 400 GFLOP/s" in report.environment_lines(recs)[0]

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench import exports
+from bench.agreement import Agreement
 from bench.artifacts import Artifact, ensure
 from bench.catalogue import get_backbone
-from bench.errors import CellError, CellSkipped, UsageError
+from bench.errors import CellError, CellSkipped
 from bench.glue import finetune
 from bench.glue.tasks import get_task
 from bench.plan import Cell
@@ -29,7 +30,8 @@ class Prepared:
     status: str = "skipped"
 
 
-def prepare(cells: list[Cell], seed: int, threads: int, train: bool = True) -> dict[Cell, Prepared]:
+def prepare(cells: list[Cell], seed: int, threads: int, train: bool = True,
+            criterion: Agreement | None = None) -> dict[Cell, Prepared]:
     """Fine-tuned artifacts for every glue cell, trained once each (cached by recipe hash); with `train` off,
     only cached ones (the others are skipped with the reason)."""
     out: dict[Cell, Prepared] = {}
@@ -42,7 +44,7 @@ def prepare(cells: list[Cell], seed: int, threads: int, train: bool = True) -> d
             done[key] = _artifact(cell, seed, threads, train)
         prepared = done[key]
         if prepared.reason is None:
-            prepared = _forms_ready(cell, prepared)
+            prepared = _forms_ready(cell, prepared, criterion or Agreement())
         out[cell] = prepared
     return out
 
@@ -66,13 +68,11 @@ def _artifact(cell: Cell, seed: int, threads: int, train: bool) -> Prepared:
         return Prepared(base, str(exc), "failed")
 
 
-def _forms_ready(cell: Cell, prepared: Prepared) -> Prepared:
-    """A runtime that runs an exported file (ONNX) needs it cached or buildable here; otherwise skip the cell
-    with the environment to run first, instead of stopping the whole run."""
+def _forms_ready(cell: Cell, prepared: Prepared, criterion: Agreement) -> Prepared:
+    """A runtime that runs an exported file (ONNX) needs it cached or buildable here, intact and agreeing with
+    torch; otherwise the cell fails with the reason instead of stopping the whole run."""
     form = get_runtime(cell.runtime).form(cell.precision)
-    try:
-        if form:
-            exports.require(prepared.artifact, form)
-    except UsageError as exc:
-        return Prepared(prepared.artifact, f"{cell.task} checkpoint: {exc}")
+    why = exports.resolve(prepared.artifact, form, criterion) if form else None
+    if why:
+        return Prepared(prepared.artifact, f"{cell.task} checkpoint: {why}", "failed")
     return prepared
