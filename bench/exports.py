@@ -23,6 +23,7 @@ import numpy as np
 from bench.agreement import Agreement
 from bench.artifacts import Artifact, cache_root, sha256_file
 from bench.errors import CellError, UsageError
+from bench.output import atomic_write
 from bench.tokenizer import Encoded, Tokenizer, sample_sentences
 
 EXPORT_VERSION = 2  # bump when the export changes the bytes it writes
@@ -167,11 +168,8 @@ def ensure(artifact: Artifact, form: str, deep: bool = False) -> Path:
 
 
 def _write_marker(path: Path, reason: str) -> None:
-    marker = failure_marker(path)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(marker)
-    tmp.write_text(json.dumps({"reason": reason}))
-    os.replace(tmp, marker)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(failure_marker(path), json.dumps({"reason": reason}))
 
 
 def intact_problem(path: Path, deep: bool = True) -> str | None:
