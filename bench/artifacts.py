@@ -143,7 +143,7 @@ def _build_random(backbone: Backbone, seed: int, out: Path) -> dict:
     if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
         raise UsageError(f"building seeded weights for {backbone.name} needs the torch extra (torch, "
                          "transformers); run the torch environment first, other environments reuse the cache")
-    from adapters.hf_weights import build_random_checkpoint
+    from adapters.build.random_weights import build_random_checkpoint
 
     build_random_checkpoint(backbone.config, seed, out)
     _copy_tokenizer(_package_dir(TOKENIZER_PACKAGE), out)

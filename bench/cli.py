@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="BASE is the stored baseline of the machine(s) NEW ran on (see `bench baseline`)")
     cmp.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
                      help=f"baseline store (default: {DEFAULT_BASELINES})")
-    cmp.add_argument("--thresholds", type=Path, help="TOML: [default] and [[override]] tables (see bench/gate.py)")
+    cmp.add_argument("--thresholds", type=Path,
+                     help="TOML: [default] and [[override]] tables (see bench/gate/rules.py)")
     cmp.add_argument("--latency-threshold", type=_percent, metavar="PCT", help="%% slower that counts (default 5)")
     cmp.add_argument("--throughput-threshold", type=_percent, metavar="PCT",
                      help="%% lower throughput that counts (default 5)")
@@ -236,17 +237,17 @@ def cmd_run(args) -> int:
     plan = with_overrides(plan, backbones=args.backbones, runtimes=runtimes, precisions=args.precisions,
                           sparsities=args.sparsities, devices=args.devices, suites=args.suites, tasks=args.tasks)
     if args.seq_lens:
-        plan = replace(plan, latency=replace(plan.latency, seq_lens=args.seq_lens))
+        plan = plan.with_settings("latency", seq_lens=args.seq_lens)
     if args.batches:
-        plan = replace(plan, throughput=replace(plan.throughput, batches=args.batches))
+        plan = plan.with_settings("throughput", batches=args.batches)
     if args.threads:
         plan = replace(plan, threads=args.threads)
     if args.isolate:
         plan = replace(plan, isolate=args.isolate)
     if args.no_train:
-        plan = replace(plan, glue=replace(plan.glue, train=False))
+        plan = plan.with_settings("glue", train=False)
     if args.fresh_eval:
-        plan = replace(plan, glue=replace(plan.glue, reuse=False))
+        plan = plan.with_settings("glue", reuse=False)
     if args.timeout is not None:
         if not args.timeout > 0:
             raise UsageError("--timeout must be > 0 seconds")
@@ -304,35 +305,25 @@ def _result_line(cell, record) -> str:
     """One rich-markup line; record text is escaped (a reason naming `[glue] train` is not a style tag)."""
     from rich.markup import escape
 
-    m = record.metrics
+    from suites import get_suite
+
     label = escape(cell.label)
     if record.status != "ok":
         mark = "[yellow]skipped[/]" if record.status == "skipped" else "[red]failed[/]"
         return f"  {mark} {label}: {escape(str(record.reason))}"
-    if cell.suite == "params":
-        detail = f"{m['total'] / 1e6:.2f}M params, {m['bytes'] / 2**20:.1f} MiB"
-    elif cell.suite == "latency":
-        detail = f"p50 {m['p50_ms']:.2f} ms (cv {100 * m['cv']:.1f}%, n={m['n']})"
-    elif cell.suite == "parity":
-        detail = f"max |diff| {m['max_abs_diff']:.2g}, cosine {m['cosine']:.6f} vs torch fp32"
-    elif cell.suite == "glue":
-        detail = f"{cell.task} dev {m['metric']} {100 * m[m['metric']]:.2f} (n={m['n']})"
-        reused = record.runtime.get("eval_cache")
-        detail += f", reused evaluation of {reused['measured_finished']}" if reused else ""
-    else:
-        detail = f"{m['sequences_per_s']:.1f} seq/s, {m['tokens_per_s']:.0f} tok/s"
+    detail = get_suite(cell.suite).summary(cell, record.metrics, record.runtime or {})
     return f"  [green]ok[/] {label}: {escape(detail)}"
 
 
 def cmd_report(args) -> int:
-    from bench import leaderboard, records, report
+    from bench import records, report
     from bench.output import writable_dir
 
     recs = records.read_many(args.inputs)
     writable_dir(args.out)
     df = report.frame(recs)
     paths = report.write(recs, args.out, df=df)
-    board = leaderboard.write(recs, args.out, budget_pct=args.budget, df=df)
+    board = report.write_leaderboard(recs, args.out, budget_pct=args.budget, df=df)
     print(paths["md"].read_text())
     print(f"wrote {paths['md']} and {paths['csv']}")
     print(f"wrote {board.md}, {board.csv}, {board.html}, {board.png} and {board.svg}")
@@ -346,6 +337,7 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     from bench import gate, records
+    from bench.gate.render import markdown
 
     if not args.baseline and len(args.paths) != 2:
         raise UsageError(f"compare takes BASE and NEW (got {len(args.paths)} paths); or --baseline NEW")
@@ -361,10 +353,10 @@ def cmd_compare(args) -> int:
         base = records.read_runs(args.paths[:1])
     result = gate.compare(base, new, rules, allow_cross_machine=args.allow_cross_machine)
     show_all = args.all or len(result.changes) <= gate.SHOW_ALL_UP_TO
-    print(result.markdown(show_all=show_all), end="")
+    print(markdown(result, show_all=show_all), end="")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(result.markdown(show_all=True), encoding="utf-8")
+        args.markdown.write_text(markdown(result, show_all=True), encoding="utf-8")
     return result.exit_code
 
 
@@ -379,7 +371,8 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from bench import interop, records
+    from bench import pytest_benchmark as interop
+    from bench import records
 
     recs = records.read_many(args.inputs)
     if args.machine:

@@ -1,8 +1,10 @@
 """Derived model files (ONNX, quantized ONNX) and torch reference outputs, cached beside their artifact.
 
-They are built only where torch is installed (adapters/onnx_export.py does the work); every other
+This module names, checks and publishes them; a builder that needs the frameworks makes them
+(adapters/build/onnx_export.py, loaded by name: the core asks for a file, the builder writes it to a temporary
+path and returns what it measured, and never calls back). Only the torch environment can build; every other
 environment (DeepSparse's: onnx 1.14, numpy < 2, no torch) reuses the files. Each file is named by the
-artifact's content hash and the export settings, written under a temporary name and renamed, and has a
+artifact's content hash and the recipe (bench/recipes.py), written under a temporary name and renamed, and has a
 sidecar JSON with its size and sha256; a file without its sidecar is not trusted, one that differs from it is
 rebuilt where it can be and refused elsewhere. A build that fails leaves a `.failed.json` beside the missing file
 with the reason, so the environments that cannot build it fail exactly the cells that need it, saying why.
@@ -10,7 +12,7 @@ with the reason, so the environments that cannot build it fail exactly the cells
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -23,32 +25,18 @@ import numpy as np
 from bench.agreement import Agreement
 from bench.artifacts import Artifact, cache_root, sha256_file
 from bench.errors import CellError, UsageError
+from bench.keys import digest
 from bench.output import atomic_write
-from bench.tokenizer import Encoded, Tokenizer, sample_sentences
+from bench.recipes import EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN, QUANT_RECIPE, probe_texts
+from bench.tokenizer import Encoded
 
-EXPORT_VERSION = 2  # bump when the export changes the bytes it writes
-QUANT_RECIPE = 2  # bump when a quantization recipe (adapters/onnx_export.py) changes
-ONNX_OPSET = 14  # legacy exporter, IR version 7: DeepSparse reads IR <= 9 only
 FORMS = ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static")
-REFERENCE = "reference"  # torch fp32 outputs on the parity probe, for runtimes without torch
-PROBE_SEQ_LEN = 64
-BUILD_MODULES = ("torch", "transformers", "onnx", "onnxruntime")  # the reference needs the first two only
+REFERENCE_OUTPUTS = "reference"  # the reference configuration's outputs on the parity probe, for runtimes without torch
+BUILDER = "adapters.build.onnx_export"  # build(artifact, form, tmp, source) -> meta; reference_outputs(artifact)
+BUILD_MODULES = ("torch", "transformers", "onnx", "onnxruntime")  # the reference outputs need the first two only
 TORCH_ENV_HINT = ("exports are made in the torch environment: run `nox -s \"bench(family='torch')\"` (or any "
                   "`bench run` where torch, transformers, onnx and onnxruntime are installed) first; this "
                   "environment reuses the cached files")
-
-
-def probe_texts() -> list[str]:
-    """The parity probe: every other shipped sentence (the rest calibrate static INT8, never both)."""
-    return sample_sentences()[0::2]
-
-
-def calibration_texts() -> list[str]:
-    return sample_sentences()[1::2]
-
-
-def probe(tokenizer: Tokenizer) -> Encoded:
-    return tokenizer.encode(probe_texts(), max_length=PROBE_SEQ_LEN, pad_to_max=True)
 
 
 def derived_dir(artifact: Artifact) -> Path:
@@ -66,7 +54,7 @@ def _key(artifact: Artifact, what: str) -> str:
     ident = [artifact.content_hash, what, EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN]
     if what.startswith("onnx-int8"):
         ident.append(QUANT_RECIPE)
-    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:12]
+    return digest(ident, 12)
 
 
 def onnx_path(artifact: Artifact, form: str) -> Path:
@@ -76,11 +64,11 @@ def onnx_path(artifact: Artifact, form: str) -> Path:
 
 
 def reference_path(artifact: Artifact) -> Path:
-    return derived_dir(artifact) / "reference" / f"{_key(artifact, REFERENCE)}.npz"
+    return derived_dir(artifact) / "reference" / f"{_key(artifact, REFERENCE_OUTPUTS)}.npz"
 
 
 def path_of(artifact: Artifact, form: str) -> Path:
-    return reference_path(artifact) if form == REFERENCE else onnx_path(artifact, form)
+    return reference_path(artifact) if form == REFERENCE_OUTPUTS else onnx_path(artifact, form)
 
 
 def sidecar(path: Path) -> Path:
@@ -93,7 +81,7 @@ def is_built(artifact: Artifact, form: str) -> bool:
 
 
 def missing_build_modules(form: str) -> list[str]:
-    needed = BUILD_MODULES[:2] if form == REFERENCE else BUILD_MODULES
+    needed = BUILD_MODULES[:2] if form == REFERENCE_OUTPUTS else BUILD_MODULES
     return [m for m in needed if importlib.util.find_spec(m) is None]
 
 
@@ -110,7 +98,7 @@ def resolve(artifact: Artifact, form: str, criterion: Agreement) -> str | None:
         ensure(artifact, form, deep=True)
     except CellError as exc:
         return str(exc)
-    if form == REFERENCE:
+    if form == REFERENCE_OUTPUTS:
         return None
     fp32 = onnx_path(artifact, "onnx-fp32")
     if form != "onnx-fp32" and not is_built(artifact, "onnx-fp32"):
@@ -153,10 +141,8 @@ def ensure(artifact: Artifact, form: str, deep: bool = False) -> Path:
                             f"in the torch environment: {why}")
         raise CellError(f"{artifact.backbone} (sparsity {artifact.sparsity:g}): no cached {form} at {path} and "
                         f"this environment lacks {', '.join(missing)}; " + TORCH_ENV_HINT)
-    from adapters import onnx_export
-
     try:
-        onnx_export.build(artifact, form, path)
+        _build(artifact, form, path)
     except UsageError:
         raise
     except Exception as exc:  # a framework failure while exporting/quantizing: the cells that need it fail
@@ -165,6 +151,25 @@ def ensure(artifact: Artifact, form: str, deep: bool = False) -> Path:
         raise CellError(reason) from exc
     failure_marker(path).unlink(missing_ok=True)
     return path
+
+
+def _build(artifact: Artifact, form: str, final: Path) -> None:
+    """Have the builder make `form`, then publish it; a quantized form's fp32 source is made ready first."""
+    builder = importlib.import_module(BUILDER)
+    if form == REFERENCE_OUTPUTS:
+        encoded, output, meta = builder.reference_outputs(artifact)
+        write_reference(artifact, encoded, output, **meta)
+        return
+    source = ensure(artifact, "onnx-fp32") if form != "onnx-fp32" else None
+    tmp = temp_name(final)
+    try:
+        meta = builder.build(artifact, form, tmp, source)
+        meta |= {"form": form, "content_hash": artifact.content_hash, "artifact": str(artifact.path),
+                 "sparsity": artifact.sparsity} | ({"source": source.name} if source else {})
+        publish(tmp, final, meta)
+    finally:
+        tmp.unlink(missing_ok=True)
+        sidecar(tmp).unlink(missing_ok=True)
 
 
 def _write_marker(path: Path, reason: str) -> None:
@@ -231,13 +236,13 @@ def write_reference(artifact: Artifact, encoded: Encoded, output: np.ndarray, **
     tmp = temp_name(final)
     with open(tmp, "wb") as f:
         np.savez(f, output=np.asarray(output, dtype=np.float32), **encoded.as_dict())
-    publish(tmp, final, {"form": REFERENCE, "content_hash": artifact.content_hash, "probe_texts": len(probe_texts()),
-                         "probe_seq_len": PROBE_SEQ_LEN} | meta)
+    publish(tmp, final, {"form": REFERENCE_OUTPUTS, "content_hash": artifact.content_hash,
+                         "probe_texts": len(probe_texts()), "probe_seq_len": PROBE_SEQ_LEN} | meta)
     return final
 
 
 def load_reference(artifact: Artifact) -> Reference:
-    path = ensure(artifact, REFERENCE)
+    path = ensure(artifact, REFERENCE_OUTPUTS)
     meta = read_sidecar(path)
     try:
         with np.load(path) as z:

@@ -2,76 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 
-from bench.agreement import Agreement, from_table
+from bench.agreement import Agreement
 from bench.catalogue import get_backbone
+from bench.cell import Cell
+from bench.config import from_table, integer, number
 from bench.errors import UsageError
 from bench.runtimes import DEVICES, PRECISIONS, SPARSITIES, get_runtime
+from suites import NAMES as SUITE_NAMES
+from suites import all_suites, get_suite
 
-SUITES = ("params", "latency", "throughput", "parity", "glue")
 PRESET_DIR = Path(__file__).parent / "presets"
+RUN_KEYS = ("threads", "timeout_s", "seed", "isolate")
+ISOLATION = ("variant", "cell")
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One measurement. `batch`/`seq_len` are 0 for suites that have no shape (params)."""
-
-    backbone: str
-    runtime: str
-    precision: str
-    sparsity: str
-    device: str
-    suite: str
-    batch: int = 0
-    seq_len: int = 0
-    task: str | None = None
-
-    @property
-    def label(self) -> str:
-        shape = f" b{self.batch} s{self.seq_len}" if self.batch else ""
-        task = f" {self.task}" if self.task else ""
-        return (f"{self.backbone} {self.runtime} {self.precision} {self.sparsity} {self.device} "
-                f"{self.suite}{task}{shape}")
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    seq_lens: tuple[int, ...] = (32, 128, 384)
-    warmup_iters: int = 3
-    warmup_s: float = 1.0
-    min_iters: int = 20
-    min_time_s: float = 5.0
-    max_time_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class ThroughputSettings:
-    seq_len: int = 128
-    batches: tuple[int, ...] = (1, 8, 32)
-    warmup_iters: int = 1
-    warmup_s: float = 0.0
-    min_iters: int = 3
-    min_time_s: float = 3.0
-    max_time_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class GlueSettings:
-    """Dev-set evaluation of the glue suite (fine-tuning hyper-parameters live in bench/glue/hparams.toml)."""
-
-    batch_size: int = 32
-    max_length: int = 128
-    sparsities: tuple[str, ...] = ()  # sparsities that get glue cells (each is a sparse-transfer run); () = all
-    train: bool = True  # false: cells whose fine-tuned checkpoint is not cached are skipped, not trained
-    reuse: bool = True  # reuse a cached dev-set evaluation of the very same computation (bench/glue/evalcache.py)
+def default_settings() -> dict[str, object]:
+    """Every suite's settings at its defaults (suite name -> its settings dataclass)."""
+    return {suite.name: suite.settings_type() for suite in all_suites()}
 
 
 @dataclass(frozen=True)
@@ -81,7 +33,7 @@ class Matrix:
     precisions: tuple[str, ...] = ("fp32",)
     sparsities: tuple[str, ...] = ("dense",)
     devices: tuple[str, ...] = ("cpu",)
-    suites: tuple[str, ...] = SUITES
+    suites: tuple[str, ...] = SUITE_NAMES
     tasks: tuple[str, ...] = ()  # GLUE tasks of the glue suite (bench/glue/tasks.py names); other suites: none
 
 
@@ -104,10 +56,7 @@ class RuntimeScope:
 @dataclass(frozen=True)
 class Plan:
     matrix: Matrix = field(default_factory=Matrix)
-    latency: LatencySettings = field(default_factory=LatencySettings)
-    throughput: ThroughputSettings = field(default_factory=ThroughputSettings)
-    glue: GlueSettings = field(default_factory=GlueSettings)
-    parity: Agreement = field(default_factory=Agreement)  # fp32 agreement with torch (export check and parity)
+    suite_settings: dict[str, object] = field(default_factory=default_settings)  # suite name -> its settings
     scopes: dict[str, RuntimeScope] = field(default_factory=dict)  # runtime name -> narrowing
     threads: int = 0  # 0: one per physical core
     timeout_s: float = 900.0
@@ -116,12 +65,30 @@ class Plan:
     name: str = "custom"
 
     def cells(self) -> list[Cell]:
-        return expand(self)
+        return list(self._cells)
 
-    def settings(self) -> dict:
-        return {"latency": asdict(self.latency), "throughput": asdict(self.throughput), "glue": asdict(self.glue),
-                "parity": self.parity.describe(), "threads": self.threads, "timeout_s": self.timeout_s,
-                "seed": self.seed, "isolate": self.isolate}
+    @cached_property
+    def _cells(self) -> tuple[Cell, ...]:
+        return tuple(expand(self))  # once per plan: runner, preparation and CLI share one expansion
+
+    def settings_of(self, suite: str):
+        """The typed settings of `suite` (its defaults where the plan's table did not set them)."""
+        return self.suite_settings.get(suite) or get_suite(suite).settings_type()
+
+    def with_settings(self, suite: str, **changes) -> Plan:
+        return replace(self, suite_settings=self.suite_settings | {suite: replace(self.settings_of(suite), **changes)})
+
+    @property
+    def criterion(self) -> Agreement:
+        """fp32 agreement with the reference configuration: the parity suite's settings, which also judge every
+        fp32 export."""
+        return self.settings_of("parity")
+
+    def record_settings(self, threads: int) -> dict:
+        """The settings every record of a run carries: each suite's, then the run's."""
+        described = {s.name: s.describe(self.settings_of(s.name)) for s in all_suites()}
+        return {k: v for k, v in described.items() if v is not None} | {
+            "threads": threads, "timeout_s": self.timeout_s, "seed": self.seed, "isolate": self.isolate}
 
 
 def list_presets() -> list[str]:
@@ -146,23 +113,22 @@ def load_preset(name_or_path: str) -> Plan:
 
 
 def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> Plan:
-    known = {"matrix", "latency", "throughput", "glue", "parity", "run", "runtime"}
+    tables = {suite.name: suite for suite in all_suites() if suite.describe(suite.settings_type()) is not None}
+    known = {"matrix", "run", "runtime", *tables}
     unknown = set(data) - known
     if unknown:
         raise UsageError(f"{where}: unknown section(s) {sorted(unknown)}; allowed: {sorted(known)}")
     run = _section(data, "run", where)
-    extra = set(run) - {"threads", "timeout_s", "seed", "isolate"}
+    extra = set(run) - set(RUN_KEYS)
     if extra:
         raise UsageError(f"{where}: unknown key(s) in [run]: {sorted(extra)}")
     plan = Plan(
-        matrix=_build(Matrix, _section(data, "matrix", where), f"{where} [matrix]"),
-        latency=_build(LatencySettings, _section(data, "latency", where), f"{where} [latency]"),
-        throughput=_build(ThroughputSettings, _section(data, "throughput", where), f"{where} [throughput]"),
-        glue=_build(GlueSettings, _section(data, "glue", where), f"{where} [glue]"),
-        parity=from_table(_section(data, "parity", where), where),
-        threads=_int(run.get("threads", 0), f"{where} [run] threads", minimum=0),
-        timeout_s=_num(run.get("timeout_s", 900.0), f"{where} [run] timeout_s"),
-        seed=_int(run.get("seed", 0), f"{where} [run] seed", minimum=0),
+        matrix=from_table(Matrix, _section(data, "matrix", where), f"{where} [matrix]"),
+        suite_settings=default_settings() | {
+            name: suite.settings_from_table(_section(data, name, where), where) for name, suite in tables.items()},
+        threads=integer(run.get("threads", 0), f"{where} [run] threads", minimum=0),
+        timeout_s=number(run.get("timeout_s", 900.0), f"{where} [run] timeout_s"),
+        seed=integer(run.get("seed", 0), f"{where} [run] seed", minimum=0),
         isolate=_isolate(run.get("isolate", "variant"), f"{where} [run] isolate"),
         scopes=_scopes(_section(data, "runtime", where), where),
         name=name,
@@ -186,7 +152,7 @@ def _scopes(tables: dict, where: str) -> dict[str, RuntimeScope]:
             if not isinstance(value, list) or not value:
                 raise UsageError(f"{where}: [runtime.{runtime}] {key} must be a non-empty list")
             if key in ("seq_lens", "batches"):
-                parsed[key] = tuple(_int(v, f"{where}: [runtime.{runtime}] {key}", minimum=1) for v in value)
+                parsed[key] = tuple(integer(v, f"{where}: [runtime.{runtime}] {key}", minimum=1) for v in value)
             elif not all(isinstance(v, str) for v in value):
                 raise UsageError(f"{where}: [runtime.{runtime}] {key} must be a list of strings")
             else:
@@ -202,55 +168,10 @@ def _section(data: dict, key: str, where: str) -> dict:
     return value
 
 
-def _build(cls, values: dict, where: str):
-    """Dataclass from a TOML table with type checks: lists become tuples, numbers must be positive."""
-    defaults = {f.name: getattr(cls(), f.name) for f in fields(cls)}
-    unknown = set(values) - set(defaults)
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
-    out = {}
-    for key, value in values.items():
-        default = defaults[key]
-        if isinstance(default, tuple):
-            if not isinstance(value, list) or not value:
-                raise UsageError(f"{where}: {key} must be a non-empty list")
-            kind = type(default[0]) if default else str
-            if kind is int:
-                out[key] = tuple(_int(v, f"{where}: {key}", minimum=1) for v in value)
-            else:
-                if not all(isinstance(v, str) for v in value):
-                    raise UsageError(f"{where}: {key} must be a list of strings")
-                out[key] = tuple(value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise UsageError(f"{where}: {key} must be true or false, got {value!r}")
-            out[key] = value
-        elif isinstance(default, float):
-            out[key] = _num(value, f"{where}: {key}")
-        else:
-            out[key] = _int(value, f"{where}: {key}", minimum=0)
-    return cls(**out)
-
-
-def _int(value, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"{where} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-ISOLATION = ("variant", "cell")
-
-
 def _isolate(value, where: str) -> str:
     if value not in ISOLATION:
         raise UsageError(f"{where} must be one of {', '.join(ISOLATION)}, got {value!r}")
     return value
-
-
-def _num(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
-        raise UsageError(f"{where} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def with_overrides(plan: Plan, **matrix: tuple[str, ...] | None) -> Plan:
@@ -265,7 +186,7 @@ def validate(plan: Plan, strict_axes: tuple[str, ...] | None = None) -> None:
     """Every name must exist, and every value of a strict axis (all axes of a preset; the axes given on
     the command line for overrides) must occur in at least one runnable cell."""
     m = plan.matrix
-    seq_lens = set(plan.latency.seq_lens) | {plan.throughput.seq_len}
+    seq_lens = {n for suite in all_suites() for n in suite.seq_lens(plan.settings_of(suite.name))}
     for b in m.backbones:
         limit = get_backbone(b).config.get("max_position_embeddings", 512)
         too_long = sorted(n for n in seq_lens if n > limit)
@@ -275,16 +196,17 @@ def validate(plan: Plan, strict_axes: tuple[str, ...] | None = None) -> None:
         raise UsageError("sequence lengths must be >= 2 ([CLS] and [SEP] alone take two tokens)")
     for r in m.runtimes:
         get_runtime(r)
-    _validate_glue(plan)
+    for suite in all_suites():
+        suite.validate(plan.settings_of(suite.name), m)
     for axis, values, allowed in (("precision", m.precisions, PRECISIONS), ("device", m.devices, DEVICES),
-                                  ("sparsity", m.sparsities, SPARSITIES), ("suite", m.suites, SUITES)):
+                                  ("sparsity", m.sparsities, SPARSITIES), ("suite", m.suites, SUITE_NAMES)):
         for v in values:
             if v not in allowed:
                 raise UsageError(f"unknown {axis} {v!r}; choose from: {', '.join(allowed)}")
     for r, sc in plan.scopes.items():
         get_runtime(r)
         for axis, values, allowed in (("precision", sc.precisions, PRECISIONS),
-                                      ("sparsity", sc.sparsities, SPARSITIES), ("suite", sc.suites, SUITES)):
+                                      ("sparsity", sc.sparsities, SPARSITIES), ("suite", sc.suites, SUITE_NAMES)):
             for v in values or ():
                 if v not in allowed:
                     raise UsageError(f"[runtime.{r}]: unknown {axis} {v!r}; choose from: {', '.join(allowed)}")
@@ -306,25 +228,13 @@ def validate(plan: Plan, strict_axes: tuple[str, ...] | None = None) -> None:
                          "sparsity combinations")
 
 
-def _validate_glue(plan: Plan) -> None:
-    from bench.glue.tasks import get_task
-
-    for t in plan.matrix.tasks:
-        get_task(t)
-    if set(plan.matrix.suites) == {"glue"} and not plan.matrix.tasks:
-        raise UsageError("suite glue needs GLUE tasks: [matrix] tasks = [\"mrpc\", ...]")
-    for s in plan.glue.sparsities:
-        if s not in SPARSITIES:
-            raise UsageError(f"[glue] sparsities: unknown sparsity {s!r}; choose from: {', '.join(SPARSITIES)}")
-
-
 def _scope(plan: Plan, runtime: str) -> RuntimeScope:
     return plan.scopes.get(runtime) or RuntimeScope()
 
 
 def expand(plan: Plan) -> list[Cell]:
     """Cross product of the matrix (narrowed per runtime by [runtime.NAME]), unsupported combinations
-    dropped, shapes from the suite settings."""
+    dropped; each suite makes its cells of a variant (shapes, tasks) from its settings."""
     m, cells = plan.matrix, []
     for b in m.backbones:
         backbone = get_backbone(b).name
@@ -336,21 +246,6 @@ def expand(plan: Plan) -> list[Cell]:
                         if not rt.supports(p, d, s):
                             continue
                         base = Cell(backbone, r, p, s, d, "params")
-                        for suite in scope.keep("suites", m.suites):
-                            if suite in ("params", "parity"):
-                                cells.append(replace(base, suite=suite))
-                            elif suite == "latency":
-                                cells += [replace(base, suite=suite, batch=1, seq_len=n)
-                                          for n in scope.keep("seq_lens", plan.latency.seq_lens)]
-                            elif suite == "throughput":
-                                cells += [replace(base, suite=suite, batch=bs, seq_len=plan.throughput.seq_len)
-                                          for bs in scope.keep("batches", plan.throughput.batches)]
-                            elif suite == "glue" and s in (plan.glue.sparsities or (s,)):
-                                cells += [replace(base, suite=suite, task=_task_name(t)) for t in m.tasks]
+                        for name in scope.keep("suites", m.suites):
+                            cells += get_suite(name).cells(base, plan.settings_of(name), scope, m.tasks)
     return cells
-
-
-def _task_name(name: str) -> str:
-    from bench.glue.tasks import get_task
-
-    return get_task(name).name

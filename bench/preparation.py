@@ -14,11 +14,12 @@ from bench import exports
 from bench.agreement import Agreement
 from bench.artifacts import Artifact, ensure
 from bench.catalogue import get_backbone
+from bench.cell import Cell
 from bench.environment import has_cuda_gpu
 from bench.errors import CellError, UsageError
-from bench.plan import Cell
 from bench.pruning import for_sparsity
 from bench.runtimes import get_runtime
+from suites import get_suite
 
 
 @dataclass
@@ -41,16 +42,21 @@ class Prepared:
 
 
 def needed_forms(cell: Cell) -> list[str]:
-    """Derived files a cell reads: its runtime's model file for the precision, the reference for parity."""
+    """Derived files a cell reads: its runtime's model file for the precision, and what its suite reads."""
     form = get_runtime(cell.runtime).form(cell.precision)
-    return ([form] if form else []) + ([exports.REFERENCE] if cell.suite == "parity" else [])
+    return ([form] if form else []) + list(get_suite(cell.suite).reads)
+
+
+def plan_artifact(cell: Cell) -> bool:
+    """Whether the cell runs the plan's artifact of its backbone and sparsity (not one its suite makes)."""
+    return not get_suite(cell.suite).own_artifacts
 
 
 def prepare_artifacts(cells: list[Cell], seed: int) -> Prepared:
     """Dense artifacts built or read from the cache (corrupt copies rebuilt), pruned twins derived from them
-    (numpy only, any environment). Glue cells run fine-tuned artifacts of their own (bench/glue/prepare.py)."""
+    (numpy only, any environment). Cells of suites with artifacts of their own (glue: fine-tuned) are left out."""
     out = Prepared()
-    for backbone, sparsity in dict.fromkeys((c.backbone, c.sparsity) for c in cells if c.suite != "glue"):
+    for backbone, sparsity in dict.fromkeys((c.backbone, c.sparsity) for c in cells if plan_artifact(c)):
         try:
             out.artifacts[backbone, sparsity] = for_sparsity(ensure(get_backbone(backbone), seed), sparsity)
         except (UsageError, CellError, OSError) as exc:
@@ -84,10 +90,10 @@ def prebuild(plan, log=print) -> tuple[int, int]:
     """Every artifact and derived file the plan's cells read, for every runtime of the plan whichever environment
     will run it: the torch environment runs this first (`bench prepare`, noxfile), so DeepSparse's environment
     finds e.g. the pruned80 exports that no torch or ONNX Runtime cell asked for. Returns (ready, failed)."""
-    cells = [c for c in plan.cells() if c.suite != "glue"]  # glue cells: fine-tuned artifacts, built by the run
+    cells = [c for c in plan.cells() if plan_artifact(c)]  # the others' artifacts are made by their suite's run
     prepared = prepare_artifacts(cells, plan.seed)
     for (backbone, sparsity), why in prepared.failed.items():
         log(f"{backbone} {sparsity}: FAILED: {why}")
-    resolve_forms(prepared, cells, plan.parity, log=log)
+    resolve_forms(prepared, cells, plan.criterion, log=log)
     failed = len(prepared.failed) + sum(1 for why in prepared.forms.values() if why)
     return len(prepared.artifacts) + sum(1 for why in prepared.forms.values() if not why), failed

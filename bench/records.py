@@ -12,8 +12,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.cell import Cell
 from bench.errors import UsageError
-from bench.plan import Cell
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = (1,)

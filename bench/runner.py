@@ -10,7 +10,6 @@ run goes on. Re-running the same plan skips cells already recorded `ok` or
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -26,16 +25,18 @@ from pathlib import Path
 
 from bench import __version__, worker
 from bench.artifacts import Artifact
+from bench.cell import Cell
 from bench.environment import apply_offline_env, describe, has_cuda_gpu, machine_fingerprint
 from bench.errors import UsageError
-from bench.glue import evalcache
-from bench.glue.prepare import prepare as prepare_glue
+from bench.keys import digest
 from bench.peak import gemm_peak_gflops
-from bench.plan import Cell, Plan
+from bench.plan import Plan
 from bench.preparation import prepare_artifacts, resolve_forms
 from bench.records import RECORDS_FILE, Record, append, read
 from bench.runtimes import get_runtime
 from bench.worker import now
+from suites import get_suite
+from suites.base import Context, Ready
 
 STDERR_TAIL_LINES = 8
 POLL_S = 0.2  # how often the runner looks for a finished cell (it sleeps in between)
@@ -53,8 +54,7 @@ class RunSummary:
 
 
 def run_key(cell: Cell, artifact: Artifact | None, machine: str) -> str:
-    ident = [asdict(cell), artifact.content_hash if artifact else None, __version__, machine]
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+    return digest([asdict(cell), artifact.content_hash if artifact else None, __version__, machine], 20)
 
 
 def precision_peaks(runtimes: tuple[str, ...], threads: int) -> dict:
@@ -95,34 +95,32 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
     done = {r.run_key for r in existing if r.status != "failed"}
     environment = describe() | {"gemm_peak": gemm_peak_gflops(threads),
                                 "gemm_peaks": precision_peaks(plan.matrix.runtimes, threads)}
-    settings = plan.settings() | {"threads": threads}
+    settings = plan.record_settings(threads)
     cells = plan.cells()
     prepared = prepare_artifacts(cells, plan.seed)  # a failed artifact or file fails its cells, not the run
-    resolve_forms(prepared, cells, plan.parity)
-    glue = prepare_glue(cells, plan.seed, threads, train=plan.glue.train, criterion=plan.parity)
+    resolve_forms(prepared, cells, plan.criterion)
+    ready = _suites_prepare(plan, cells, Context(plan.seed, threads, machine, settings, plan.criterion))
     gpu = has_cuda_gpu()
     summary = RunSummary()
     todo: list[tuple[Cell, Artifact | None, str, dict | None]] = []  # (cell, artifact, run key, fields if not run)
-    eval_keys: dict[Cell, str | None] = {}  # glue cells: key of their dev-set evaluation (bench/glue/evalcache.py)
     for cell in cells:
-        in_glue = glue.get(cell)
-        artifact = in_glue.artifact if in_glue else prepared.artifacts.get((cell.backbone, cell.sparsity))
-        key = run_key(cell, artifact, machine) if artifact else run_key(cell, None, machine)
+        own = ready.get(cell)
+        artifact = own.artifact if own else prepared.artifacts.get((cell.backbone, cell.sparsity))
+        key = run_key(cell, artifact, machine)
         if key in done and not force:
             summary.resumed += 1
             notify("resumed", cell, None)
             continue
         fields = None
-        why = None if in_glue else prepared.reason(cell)
+        why = None if own else prepared.reason(cell)
         if cell.device == "cuda" and not gpu:
             fields = {"status": "skipped", "reason": "device cuda: no CUDA GPU on this machine (nvidia-smi)"}
         elif why:
             fields = {"status": "failed", "reason": why}
-        elif in_glue and in_glue.reason:
-            fields = {"status": in_glue.status, "reason": in_glue.reason}
-        elif in_glue:
-            eval_keys[cell] = evalcache.key(cell, artifact, machine, threads, settings)
-            fields = evalcache.lookup(eval_keys[cell]) if plan.glue.reuse else None
+        elif own and own.reason:
+            fields = {"status": own.status, "reason": own.reason}
+        elif own:
+            fields = get_suite(cell.suite).recall(own.reuse_key, plan.settings_of(cell.suite))
         todo.append((cell, artifact, key, fields))
 
     def record(cell: Cell, artifact: Artifact, key: str, fields: dict) -> None:
@@ -144,12 +142,21 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
             continue
         cells, artifact = [t[0] for t in group], group[0][1]
         notify("start", cells[0], None)
-        for i, fields in _run_variant(cells, artifact, settings, threads, plan.timeout_s):
+        for i, fields in _run_variant(cells, artifact, settings, plan.timeout_s):
             record(cells[i], artifact, group[i][2], fields)
-            evalcache.store(eval_keys.get(cells[i]), fields)
+            if cells[i] in ready:
+                get_suite(cells[i].suite).remember(ready[cells[i]].reuse_key, fields)
             if i + 1 < len(cells):
                 notify("start", cells[i + 1], None)
     return summary
+
+
+def _suites_prepare(plan: Plan, cells: list[Cell], context: Context) -> dict[Cell, Ready]:
+    """What each suite decided for its own cells before any runs (fine-tuned artifacts, reuse keys)."""
+    ready: dict[Cell, Ready] = {}
+    for name in dict.fromkeys(c.suite for c in cells):
+        ready |= get_suite(name).prepare([c for c in cells if c.suite == name], plan.settings_of(name), context)
+    return ready
 
 
 def _variant(cell: Cell, artifact: Artifact) -> tuple:
@@ -157,7 +164,7 @@ def _variant(cell: Cell, artifact: Artifact) -> tuple:
     return cell.backbone, cell.runtime, cell.precision, cell.sparsity, cell.device, artifact.content_hash
 
 
-def _run_variant(cells: list[Cell], artifact: Artifact, settings: dict, threads: int,
+def _run_variant(cells: list[Cell], artifact: Artifact, settings: dict,
                  timeout_s: float) -> Iterator[tuple[int, dict]]:
     """(index, record fields) for every cell, in order, as each finishes. One worker process runs them all;
     if it dies or hangs, the cell it was on fails with the reason (every remaining cell if it never finished
@@ -165,8 +172,7 @@ def _run_variant(cells: list[Cell], artifact: Artifact, settings: dict, threads:
     (the first one's includes the load)."""
     pending = list(range(len(cells)))
     while pending:
-        spec = {"cells": [asdict(cells[i]) for i in pending], "artifact": artifact.summary(),
-                "settings": settings, "threads": threads}
+        spec = {"cells": [asdict(cells[i]) for i in pending], "artifact": artifact.summary(), "settings": settings}
         started = now()
         finished = 0
         end: WorkerEnd | None = None
@@ -203,8 +209,9 @@ def _one_worker(spec: dict, timeout_s: float) -> Iterator[tuple[int, dict | Work
         spec_path, out_dir, err_path = Path(tmp) / "spec.json", Path(tmp) / "out", Path(tmp) / "stderr.txt"
         out_dir.mkdir()
         spec_path.write_text(json.dumps(spec))
-        env = os.environ | {"OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"]),
-                            "OPENBLAS_NUM_THREADS": str(spec["threads"]), "PYTHONUNBUFFERED": "1"}
+        threads = str(spec["settings"]["threads"])  # the pools that read the environment, before any import
+        env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+                            "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_dir)]
         with err_path.open("wb") as err:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)

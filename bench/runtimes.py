@@ -15,6 +15,14 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-static")
 DEVICES = ("cpu", "cuda")
 SPARSITIES = ("dense", "pruned80", "pruned90")  # bench/pruning.py: magnitude-pruned twins of the weights
 
+# The configuration every other one is held against: speed-ups, accuracy drops and fp32 agreement are relative
+# to it, and its outputs are the parity suite's reference.
+REFERENCE_CONFIG = {"runtime": "torch", "precision": "fp32", "sparsity": "dense"}
+
+
+def is_reference(runtime: str, precision: str, sparsity: str) -> bool:
+    return (runtime, precision, sparsity) == tuple(REFERENCE_CONFIG.values())
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -60,9 +68,9 @@ class Runtime:
 RUNTIMES: dict[str, Runtime] = {
     r.name: r
     for r in (
-        Runtime("torch", "adapters.torch_hf:TorchHFAdapter", "torch", ("torch", "transformers"),
+        Runtime("torch", "adapters.torch_hf.adapter:TorchHFAdapter", "torch", ("torch", "transformers"),
                 {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "bf16")},
-                peaks="adapters.torch_peak:measure"),
+                peaks="adapters.torch_hf.peak:measure"),
         Runtime("onnxruntime", "adapters.ort_runtime:OrtAdapter", "onnxruntime", ("onnxruntime", "onnx"),
                 {"cpu": ("fp32", "int8", "int8-static"), "cuda": ("fp32", "fp16")},
                 forms={"fp32": "onnx-fp32", "fp16": "onnx-fp32", "int8": "onnx-int8-dynamic",
@@ -73,9 +81,9 @@ RUNTIMES: dict[str, Runtime] = {
                 forms={"fp32": "onnx-fp32", "int8-static": "onnx-int8-static"}),
         # GluonNLP's BERT (model_type bert only): INT8 is calibrated ahead of time (quantize_net_v2), i.e. static;
         # mxnet-deploy runs the same network exported to symbol + params and re-imported as a SymbolBlock.
-        Runtime("mxnet", "adapters.mxnet_gluonnlp:MXNetAdapter", "mxnet", ("mxnet", "gluonnlp"),
+        Runtime("mxnet", "adapters.mxnet_gluonnlp.adapter:MXNetAdapter", "mxnet", ("mxnet", "gluonnlp"),
                 {"cpu": ("fp32", "int8-static"), "cuda": ("fp32", "fp16")}),
-        Runtime("mxnet-deploy", "adapters.mxnet_gluonnlp:MXNetDeployAdapter", "mxnet", ("mxnet", "gluonnlp"),
+        Runtime("mxnet-deploy", "adapters.mxnet_gluonnlp.adapter:MXNetDeployAdapter", "mxnet", ("mxnet", "gluonnlp"),
                 {"cpu": ("fp32", "int8-static"), "cuda": ("fp32", "fp16")}),
     )
 }

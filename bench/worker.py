@@ -50,8 +50,8 @@ def run_cells(spec: dict, out_dir: Path) -> int:
     """Run spec["cells"] (same backbone, runtime, precision, sparsity, device and artifact) on one adapter."""
     from adapters.base import Options, Variant
     from bench.artifacts import Artifact
+    from bench.cell import Cell
     from bench.errors import CellError, CellSkipped, UsageError
-    from bench.plan import Cell
     from bench.runtimes import get_runtime
     from suites import get_suite
 
@@ -62,7 +62,7 @@ def run_cells(spec: dict, out_dir: Path) -> int:
         try:
             adapter = get_runtime(first.runtime).load_adapter_class()()
             adapter.load(Artifact.from_summary(spec["artifact"]), Variant(first.precision, first.sparsity),
-                         first.device, Options(threads=spec["threads"]))
+                         first.device, Options(threads=spec["settings"]["threads"]))
         except Exception as exc:  # the same for every cell of the variant: each gets the reason, no retry
             fields = _failure(exc) | {"started": started, "finished": now()}
             for i in range(len(cells)):
@@ -72,7 +72,8 @@ def run_cells(spec: dict, out_dir: Path) -> int:
         for i, cell in enumerate(cells):
             started = started if i == 0 else now()  # the first cell's time includes the load
             try:
-                result = get_suite(cell.suite).run(adapter, cell, spec["settings"])
+                suite = get_suite(cell.suite)  # typed settings back from the record form they crossed JSON in
+                result = suite.run(adapter, cell, suite.settings_from_record(spec["settings"].get(suite.name)))
                 fields = {"status": "ok", "metrics": result.metrics, "samples": result.samples,
                           "runtime": adapter.info()}
             except (CellSkipped, CellError, UsageError) as exc:

@@ -40,7 +40,7 @@ def quantize(source: Path, out: Path, opts: dict, tok) -> dict:
         quantize_static,
     )
 
-    from bench import exports
+    from bench import recipes
 
     graph = onnx.load(str(source), load_external_data=False).graph
     names = [i.name for i in graph.input]
@@ -49,7 +49,7 @@ def quantize(source: Path, out: Path, opts: dict, tok) -> dict:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            texts = exports.calibration_texts()
+            texts = recipes.calibration_texts()
             self.it = iter([{n: tok.encode([t], max_length=128).as_dict()[n] for n in names} for t in texts])
 
         def get_next(self):
@@ -71,7 +71,7 @@ def main() -> int:
     import numpy as np
     from scipy import stats
 
-    from bench import exports
+    from bench import exports, recipes
     from bench.artifacts import ensure
     from bench.catalogue import get_backbone
     from bench.environment import apply_offline_env, cpu_info, machine_fingerprint
@@ -99,7 +99,7 @@ def main() -> int:
             (work / f"{name}.json").write_text(json.dumps(info[name]))
         info[name] = json.loads((work / f"{name}.json").read_text())
         models[name] = path
-    text = " ".join(exports.calibration_texts())
+    text = " ".join(recipes.calibration_texts())
     enc = tok.encode([text], max_length=args.seq_len)
     feed = [enc.as_dict()[n] for n in ("input_ids", "attention_mask", "token_type_ids")]
     engines = {}

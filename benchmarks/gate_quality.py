@@ -31,9 +31,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.cell import Cell
 from bench.environment import describe
 from bench.gate import REGRESSION, compare
-from bench.plan import Cell
 from bench.records import Record
 from bench.stats import summarize
 from bench.timing import Budget, measure

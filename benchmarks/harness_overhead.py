@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from adapters.base import Options, Variant
-from adapters.torch_hf import TorchHFAdapter
+from adapters.torch_hf.adapter import TorchHFAdapter
 from bench.artifacts import ensure
 from bench.catalogue import get_backbone
+from bench.cell import Cell
 from bench.environment import apply_offline_env, describe
-from bench.plan import Cell
 from bench.runner import default_threads
 from bench.timing import Budget
 from bench.tokenizer import filled_text

@@ -31,20 +31,20 @@ ARTIFACTS = [("minilm-l6-h384", "dense"), ("minilm-l6-h384", "pruned80"), ("mini
              ("bert-base-uncased", "dense"), ("bert-base-uncased", "pruned90"), ("bert-tiny", "dense"),
              ("bert-tiny", "pruned90")]
 INTEL_OBSERVED = {"artifact": "minilm-l6-h384 pruned80", "max_abs_diff": 1.32e-4,
-                  "host": "Intel Xeon 5th gen (family 6 model 207), issue 16"}
+                  "host": "Intel Xeon 5th gen (family 6 model 207)"}
 
 
 def _inputs(tok):
-    from bench import exports
+    from bench import recipes
 
-    return [exports.probe(tok), tok.encode(exports.calibration_texts()[:3], max_length=128, pad_to_max=False)]
+    return [recipes.probe(tok), tok.encode(recipes.calibration_texts()[:3], max_length=128, pad_to_max=False)]
 
 
 def child(out: Path) -> None:
     import numpy as np
     import torch
 
-    from adapters.onnx_export import _KeywordWrapper, _load_torch, _tokenizer, ort_run
+    from adapters.build.onnx_export import _KeywordWrapper, _load_torch, _tokenizer, ort_run
     from bench import agreement, exports
     from bench.artifacts import ensure
     from bench.catalogue import get_backbone

@@ -1,6 +1,6 @@
 """MXNet GluonNLP fp32 / INT8 vs the other runtimes on the same artifact, batch 1, interleaved.
 
-Targets (issue 4): MXNet fp32 within 1.5x of the fastest fp32 runtime on this machine; MXNet INT8 faster than
+Targets: MXNet fp32 within 1.5x of the fastest fp32 runtime on this machine; MXNet INT8 faster than
 MXNet fp32 on the same shape. Runs in the mxnet environment; the other runtimes run in their own environments'
 Python as subprocesses that time forward() themselves (no pipe traffic inside a timing), and every engine
 takes its turn each round in a rotating order, so a noisy neighbour hits all of them alike. Same artifact, same

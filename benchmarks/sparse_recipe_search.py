@@ -1,4 +1,4 @@
-"""Sparse-transfer recipe search on a held-out slice of TRAIN, never dev (issue 5: no model selection on dev).
+"""Sparse-transfer recipe search on a held-out slice of TRAIN, never dev (no model selection on the split that is scored).
 
 The task's train split is cut once (10%, seed 0) into train' and a hold-out; every candidate trains on train'
 and is scored on the hold-out, so dev stays untouched until the chosen recipe goes into
@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModel  # noqa: E402
 
-from adapters.torch_finetune import (  # noqa: E402
+from adapters.build.torch_finetune import (  # noqa: E402
     Pruner,
     _no_decay,
     distill_loss,
@@ -53,7 +53,7 @@ from bench.artifacts import TOKENIZER_FILES, ensure  # noqa: E402
 from bench.catalogue import get_backbone  # noqa: E402
 from bench.glue import data, metrics  # noqa: E402
 from bench.glue.batching import eval_batches, train_batches  # noqa: E402
-from bench.glue.finetune import cubic_sparsity  # noqa: E402
+from bench.glue.recipes import cubic_sparsity  # noqa: E402
 from bench.glue.tasks import get_task  # noqa: E402
 from bench.pruning import DEFAULT_SCOPE  # noqa: E402
 from bench.tokenizer import Tokenizer  # noqa: E402
@@ -116,7 +116,7 @@ def hidden_mse(student_states, teacher_states, mask):
 
 def finetune(task, model, enc, lengths, labels, epochs, lr, bs, seed=0, pruner=None, target=0.0, prune_end=0.6,
              teacher=None, alpha=0.0, temperature=2.0, warmup=0.1, hidden_teacher=None, beta=0.0, updates=30):
-    """AdamW, linear warm-up/decay, clipping 1.0 (as adapters/torch_finetune.py); prunes on the cubic schedule
+    """AdamW, linear warm-up/decay, clipping 1.0 (as adapters/build/torch_finetune.py); prunes on the cubic schedule
     when `target` is set, keeps a pruner's mask otherwise; returns seconds."""
     seed_everything(seed)
     rng = np.random.default_rng(seed)

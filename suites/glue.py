@@ -3,24 +3,127 @@
 The same code runs for every runtime × precision × sparsity, so accuracy differences come from the runtime and
 variant alone. Batches are sorted by length and padded to a few fixed lengths (multiples of 32), identical for
 every runtime; shape-compiling runtimes then compile only a handful of shapes.
+
+Before any cell runs (`prepare`), each glue cell gets its own artifact: the backbone fine-tuned on the cell's task
+(the sparse-transfer checkpoint for pruned80/pruned90), or the reason it is recorded unrun. Glue cells never run
+the one-shot pruned twins of bench/pruning.py: a pruned model's accuracy is only meaningful after pruning during
+fine-tuning (sparse transfer), which is what `pruned80`/`pruned90` mean for a glue cell.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from bench.errors import CellError, CellSkipped
-from bench.glue import data, metrics
+from bench import exports
+from bench.artifacts import ensure
+from bench.catalogue import get_backbone
+from bench.errors import CellError, CellSkipped, UsageError
+from bench.glue import data, evalcache, finetune, metrics
 from bench.glue.batching import eval_batches, padded_length
 from bench.glue.tasks import get_task
-from suites import SuiteResult
+from bench.pruning import sparsity_of
+from bench.runtimes import SPARSITIES, get_runtime
+from suites.base import Ready, Suite, SuiteResult
 
-DEFAULTS = {"batch_size": 32, "max_length": 128}
+
+@dataclass(frozen=True)
+class GlueSettings:
+    """[glue]: dev-set evaluation (fine-tuning hyper-parameters live in bench/glue/hparams.toml)."""
+
+    batch_size: int = 32
+    max_length: int = 128
+    sparsities: tuple[str, ...] = ()  # sparsities that get glue cells (each is a sparse-transfer run); () = all
+    train: bool = True  # false: cells whose fine-tuned checkpoint is not cached are skipped, not trained
+    reuse: bool = True  # reuse a cached dev-set evaluation of the very same computation (bench/glue/evalcache.py)
 
 
-def run(adapter, cell, settings: dict) -> SuiteResult:
+class Glue(Suite):
+    name = "glue"
+    settings_type = GlueSettings
+    own_artifacts = True
+
+    def validate(self, settings: GlueSettings, matrix) -> None:
+        for t in matrix.tasks:
+            get_task(t)
+        if set(matrix.suites) == {"glue"} and not matrix.tasks:
+            raise UsageError("suite glue needs GLUE tasks: [matrix] tasks = [\"mrpc\", ...]")
+        for s in settings.sparsities:
+            if s not in SPARSITIES:
+                raise UsageError(f"[glue] sparsities: unknown sparsity {s!r}; choose from: {', '.join(SPARSITIES)}")
+
+    def cells(self, base, settings: GlueSettings, scope, tasks: tuple[str, ...]) -> list:
+        if base.sparsity not in (settings.sparsities or (base.sparsity,)):
+            return []
+        return [replace(base, suite=self.name, task=get_task(t).name) for t in tasks]
+
+    def prepare(self, cells: list, settings: GlueSettings, context) -> dict:
+        """Fine-tuned artifacts for every glue cell, trained once each (cached by recipe hash); with `train` off,
+        only cached ones (the others are skipped with the reason)."""
+        out, done = {}, {}
+        for cell in cells:
+            key = (cell.backbone, cell.task or "", cell.sparsity)
+            if key not in done:
+                done[key] = _artifact(cell, context.seed, context.threads, settings.train)
+            ready = done[key]
+            if ready.reason is None:
+                ready = _forms_ready(cell, ready, context.criterion)
+            if ready.reason is None:  # keyed even with reuse off: a fresh evaluation is kept for later runs
+                try:
+                    ready = replace(ready, reuse_key=evalcache.key(cell, ready.artifact, context.machine,
+                                                                   context.threads, context.settings))
+                except evalcache.CodeMissing as exc:  # never reuse blind: the cell fails, saying which module
+                    ready = Ready(ready.artifact, str(exc), "failed")
+            out[cell] = ready
+        return out
+
+    def recall(self, key: str | None, settings: GlueSettings) -> dict | None:
+        return evalcache.lookup(key) if settings.reuse else None
+
+    def remember(self, key: str | None, fields: dict) -> None:
+        evalcache.store(key, fields)
+
+    def summary(self, cell, metrics: dict, runtime: dict) -> str:
+        detail = f"{cell.task} dev {metrics['metric']} {100 * metrics[metrics['metric']]:.2f} (n={metrics['n']})"
+        reused = runtime.get("eval_cache")
+        return detail + (f", reused evaluation of {reused['measured_finished']}" if reused else "")
+
+    def run(self, adapter, cell, settings: GlueSettings) -> SuiteResult:
+        return measure(adapter, cell, settings)
+
+
+def _artifact(cell, seed: int, threads: int, train: bool) -> Ready:
+    base = ensure(get_backbone(cell.backbone), seed)
+    if not cell.task:
+        return Ready(base, "glue cell without a task", "failed")
+    task = get_task(cell.task)
+    why = finetune.glue_unavailable(base, task)
+    if why:
+        return Ready(base, why)
+    level = sparsity_of(cell.sparsity)
+    try:
+        if level:
+            return Ready(finetune.sparse_transfer(base, task, level, seed, threads, build=train))
+        return Ready(finetune.finetuned(base, task, seed, threads, build=train))
+    except CellSkipped as exc:
+        return Ready(base, str(exc))
+    except CellError as exc:
+        return Ready(base, str(exc), "failed")
+
+
+def _forms_ready(cell, ready: Ready, criterion) -> Ready:
+    """A runtime that runs an exported file (ONNX) needs it cached or buildable here, intact and agreeing with
+    torch; otherwise the cell fails with the reason instead of stopping the whole run."""
+    form = get_runtime(cell.runtime).form(cell.precision)
+    why = exports.resolve(ready.artifact, form, criterion) if form else None
+    if why:
+        return Ready(ready.artifact, f"{cell.task} checkpoint: {why}", "failed")
+    return ready
+
+
+def measure(adapter, cell, settings: GlueSettings) -> SuiteResult:
     if not cell.task:
         raise CellError("glue suite needs a cell with a task")
     task = get_task(cell.task)
@@ -33,14 +136,13 @@ def run(adapter, cell, settings: dict) -> SuiteResult:
         dev = data.load_split(task, "dev")
     except data.DataMissing as exc:
         raise CellSkipped(str(exc)) from exc
-    s = DEFAULTS | settings.get("glue", {})
-    outputs, seconds, tokens = evaluate(adapter, dev, s["batch_size"], s["max_length"])
+    outputs, seconds, tokens = evaluate(adapter, dev, settings.batch_size, settings.max_length)
     preds = metrics.predictions(task, outputs)
     result = metrics.compute(task, preds, dev.labels)
     return SuiteResult(result | {
         "metric": task.headline, "n": len(dev), "eval_s": seconds, "split": "dev",
         "sequences_per_s": len(dev) / seconds, "tokens_per_s": tokens / seconds,
-        "batch_size": s["batch_size"], "max_length": s["max_length"],
+        "batch_size": settings.batch_size, "max_length": settings.max_length,
         "dev_sha256": data.manifest(task)["splits"]["dev"]["sha256"]})
 
 
@@ -64,3 +166,6 @@ def evaluate(adapter, split: data.Split, batch_size: int, max_length: int) -> tu
             outputs = np.zeros((len(split), out.shape[1]), dtype=np.float32)
         outputs[idx] = out
     return outputs, seconds, tokens
+
+
+SUITE = Glue()

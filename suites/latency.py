@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bench.flops import forward_flops
 from bench.stats import summarize
 from bench.timing import Budget, measure
 from bench.tokenizer import filled_text
 from bench.weights import safetensors_shapes
-from suites import SuiteResult
+from suites.base import Suite, SuiteResult
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """[latency]: batch-1 latency at each sequence length, each timed for at least min_iters AND min_time_s."""
+
+    seq_lens: tuple[int, ...] = (32, 128, 384)
+    warmup_iters: int = 3
+    warmup_s: float = 1.0
+    min_iters: int = 20
+    min_time_s: float = 5.0
+    max_time_s: float = 60.0
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.warmup_iters, self.warmup_s, self.min_iters, self.min_time_s, self.max_time_s)
 
 
 def timed_forward(adapter, cell, budget: Budget) -> tuple[list[float], dict]:
@@ -23,10 +41,24 @@ def timed_forward(adapter, cell, budget: Budget) -> tuple[list[float], dict]:
     return samples, {"flops": flops}
 
 
-def run(adapter, cell, settings: dict) -> SuiteResult:
-    s = settings["latency"]
-    budget = Budget(s["warmup_iters"], s["warmup_s"], s["min_iters"], s["min_time_s"], s["max_time_s"])
-    samples, extra = timed_forward(adapter, cell, budget)
-    stats = summarize(samples)
-    extra["gflops_per_s"] = extra["flops"] / (stats["p50_ms"] / 1e3) / 1e9
-    return SuiteResult(stats | extra, {"latency_s": samples})
+class Latency(Suite):
+    name = "latency"
+    settings_type = LatencySettings
+
+    def shapes(self, settings: LatencySettings, scope) -> list[tuple[int, int]]:
+        return [(1, n) for n in scope.keep("seq_lens", settings.seq_lens)]
+
+    def seq_lens(self, settings: LatencySettings) -> tuple[int, ...]:
+        return settings.seq_lens
+
+    def summary(self, cell, metrics: dict, runtime: dict) -> str:
+        return f"p50 {metrics['p50_ms']:.2f} ms (cv {100 * metrics['cv']:.1f}%, n={metrics['n']})"
+
+    def run(self, adapter, cell, settings: LatencySettings) -> SuiteResult:
+        samples, extra = timed_forward(adapter, cell, settings.budget)
+        stats = summarize(samples)
+        extra["gflops_per_s"] = extra["flops"] / (stats["p50_ms"] / 1e3) / 1e9
+        return SuiteResult(stats | extra, {"latency_s": samples})
+
+
+SUITE = Latency()

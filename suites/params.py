@@ -8,10 +8,20 @@ from __future__ import annotations
 
 from bench.catalogue import get_backbone
 from bench.pruning import scope_sparsity
-from suites import SuiteResult
+from suites.base import Suite, SuiteResult
 
 
-def run(adapter, cell, settings: dict) -> SuiteResult:
+class Params(Suite):
+    name = "params"
+
+    def summary(self, cell, metrics: dict, runtime: dict) -> str:
+        return f"{metrics['total'] / 1e6:.2f}M params, {metrics['bytes'] / 2**20:.1f} MiB"
+
+    def run(self, adapter, cell, settings) -> SuiteResult:
+        return measure(adapter, cell)
+
+
+def measure(adapter, cell) -> SuiteResult:
     counts = adapter.parameters()
     published = get_backbone(cell.backbone).published_params_m
     art = adapter.artifact
@@ -29,3 +39,6 @@ def run(adapter, cell, settings: dict) -> SuiteResult:
                     "scope_params": scope["scope_params"], "checkpoint_total": scope["total"],
                     "checkpoint_nonzero": scope["nonzero"]}
     return SuiteResult(metrics)
+
+
+SUITE = Params()

@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bench.stats import summarize
 from bench.timing import Budget
-from suites import SuiteResult
+from suites.base import Suite, SuiteResult
 from suites.latency import timed_forward
 
 
-def run(adapter, cell, settings: dict) -> SuiteResult:
-    s = settings["throughput"]
-    budget = Budget(s["warmup_iters"], s["warmup_s"], s["min_iters"], s["min_time_s"], s["max_time_s"])
+@dataclass(frozen=True)
+class ThroughputSettings:
+    """[throughput]: one cell per batch size at `seq_len`, each timed for at least min_iters AND min_time_s."""
+
+    seq_len: int = 128
+    batches: tuple[int, ...] = (1, 8, 32)
+    warmup_iters: int = 1
+    warmup_s: float = 0.0
+    min_iters: int = 3
+    min_time_s: float = 3.0
+    max_time_s: float = 60.0
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.warmup_iters, self.warmup_s, self.min_iters, self.min_time_s, self.max_time_s)
+
+
+class Throughput(Suite):
+    name = "throughput"
+    settings_type = ThroughputSettings
+
+    def shapes(self, settings: ThroughputSettings, scope) -> list[tuple[int, int]]:
+        return [(b, settings.seq_len) for b in scope.keep("batches", settings.batches)]
+
+    def seq_lens(self, settings: ThroughputSettings) -> tuple[int, ...]:
+        return (settings.seq_len,)
+
+    def summary(self, cell, metrics: dict, runtime: dict) -> str:
+        return f"{metrics['sequences_per_s']:.1f} seq/s, {metrics['tokens_per_s']:.0f} tok/s"
+
+    def run(self, adapter, cell, settings: ThroughputSettings) -> SuiteResult:
+        return measure(adapter, cell, settings.budget)
+
+
+def measure(adapter, cell, budget: Budget) -> SuiteResult:
     samples, extra = timed_forward(adapter, cell, budget)
     stats = summarize(samples)
     seconds = stats["p50_ms"] / 1e3
@@ -19,3 +53,6 @@ def run(adapter, cell, settings: dict) -> SuiteResult:
         "tokens_per_s": cell.batch * cell.seq_len / seconds,
         "gflops_per_s": extra["flops"] / seconds / 1e9,
     }, {"batch_s": samples})
+
+
+SUITE = Throughput()

@@ -39,7 +39,7 @@ def vocab_dir(tmp_path) -> Path:
 
 def make_tiny_model(directory: Path, config: dict | None = None, seed: int = 0) -> Path:
     """A from_pretrained directory with seeded random weights and a tiny WordPiece vocab."""
-    from adapters.hf_weights import build_random_checkpoint
+    from adapters.build.random_weights import build_random_checkpoint
 
     config = dict(config or TINY_BERT)
     write_vocab(directory)

@@ -89,7 +89,7 @@ def toy_onnx(artifact, path: Path, opset: int = 14, ir_version: int = 7,
 def install_toy_exports(artifact, tmp: Path, forms: tuple[str, ...] = ("onnx-fp32",)) -> dict[str, Path]:
     """Put the toy's fp32 ONNX (and, if asked, ORT-quantized forms) and its reference into the export cache,
     as the torch environment would for a real model."""
-    from bench import exports
+    from bench import exports, recipes
     from bench.tokenizer import Tokenizer
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -102,7 +102,7 @@ def install_toy_exports(artifact, tmp: Path, forms: tuple[str, ...] = ("onnx-fp3
         quantize_toy(artifact, fp32, quantized, form)
         out[form] = exports.install(artifact, form, quantized)
     tok = Tokenizer.from_dir(artifact.path, vocab_size=artifact.vocab_size or None)
-    encoded = exports.probe(tok)
+    encoded = recipes.probe(tok)
     exports.write_reference(artifact, encoded, toy_forward(artifact, encoded), runtime={"numpy": "toy"})
     return out
 
@@ -116,7 +116,7 @@ def quantize_toy(artifact, source: Path, out: Path, form: str) -> None:
         quantize_static,
     )
 
-    from bench import exports
+    from bench import recipes
     from bench.tokenizer import Tokenizer
 
     if form == "onnx-int8-dynamic":
@@ -126,7 +126,7 @@ def quantize_toy(artifact, source: Path, out: Path, form: str) -> None:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.feeds = iter([tok.encode([t], max_length=32).as_dict() for t in exports.calibration_texts()])
+            self.feeds = iter([tok.encode([t], max_length=32).as_dict() for t in recipes.calibration_texts()])
 
         def get_next(self):
             return next(self.feeds, None)

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from bench.plan import Cell
+from bench.cell import Cell
 from bench.records import Record
 from bench.stats import summarize
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from bench.cell import Cell
 from bench.cli import main
-from bench.plan import Cell
 from bench.records import Record, append
 
 
@@ -80,7 +80,7 @@ RUN_CASES = {
     "parity cosine above one": (lambda r: ["--preset", preset(r, "[parity]\nmin_cosine = 1.5\n")],
                                 "min_cosine must be <= 1"),
     "parity unknown key": (lambda r: ["--preset", preset(r, "[parity]\natol = 1e-3\n")],
-                           "unknown key(s) in [parity]: ['atol']; allowed: ['min_cosine', 'rel_tol']"),
+                           "[parity]: unknown key(s) ['atol']; allowed: ['min_cosine', 'rel_tol']"),
     "non-numeric batches": (lambda r: ["--batches", "8,big"], "argument --batches"),
 }
 

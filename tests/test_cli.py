@@ -136,8 +136,8 @@ def test_progress_lines_show_record_text_literally():
     """Reasons and names are text, not rich markup: `[glue] train` must not vanish as a style tag."""
     from rich.console import Console
 
+    from bench.cell import Cell
     from bench.cli import _result_line
-    from bench.plan import Cell
     from bench.records import Record
 
     cell = Cell("[bold]x", "torch", "fp32", "pruned80", "cpu", "glue", task="rte")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import exports
+from bench.agreement import Agreement
 from bench.artifacts import ensure
 from bench.catalogue import get_backbone
 from bench.plan import Cell, plan_from_dict
@@ -48,7 +49,7 @@ def parity(adapter, precision):
     from suites import parity
 
     cell = Cell(adapter.artifact.backbone, "deepsparse", precision, "dense", "cpu", "parity")
-    return parity.run(adapter, cell, {}).metrics
+    return parity.SUITE.run(adapter, cell, Agreement()).metrics
 
 
 @pytest.mark.parametrize("sparsity", ["dense", "pruned90"])

@@ -55,16 +55,16 @@ def test_an_export_that_fails_its_check_fails_only_the_cells_that_run_it(tmp_pat
 
 def test_a_build_that_crashes_fails_its_cells_and_leaves_the_reason_for_other_environments(
         tmp_path, tiny_model_dir, monkeypatch):
-    from adapters import onnx_export
+    from adapters.build import onnx_export
 
     base = ensure(get_backbone(str(tiny_model_dir)))
     pruned = for_sparsity(base, "pruned90")
     real_build = onnx_export.build
 
-    def build(artifact, form, final):
+    def build(artifact, form, tmp, source):
         if artifact.content_hash == pruned.content_hash and form == "onnx-fp32":
             raise RuntimeError("exporter exploded")
-        return real_build(artifact, form, final)
+        return real_build(artifact, form, tmp, source)
 
     monkeypatch.setattr(onnx_export, "build", build)
     summary = run(plan_for(tiny_model_dir), tmp_path / "out")
@@ -75,7 +75,7 @@ def test_a_build_that_crashes_fails_its_cells_and_leaves_the_reason_for_other_en
     assert summary.ok == 12 and any(" onnxruntime fp32 dense " in label for label in ok)
     # an environment that cannot build (DeepSparse's) reads the reason instead of a bare "not cached"
     monkeypatch.setattr(exports, "missing_build_modules", lambda form: ["torch"])
-    why = exports.resolve(pruned, "onnx-fp32", plan_for(tiny_model_dir).parity)
+    why = exports.resolve(pruned, "onnx-fp32", plan_for(tiny_model_dir).criterion)
     assert "could not be built in the torch environment" in why and "exporter exploded" in why
 
 
@@ -83,14 +83,14 @@ def test_a_missing_export_where_it_cannot_be_built_fails_its_cells_naming_the_to
         tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setattr(exports, "missing_build_modules", lambda form: ["torch", "transformers"])
     pruned = for_sparsity(ensure(get_backbone(str(tiny_model_dir))), "pruned80")
-    why = exports.resolve(pruned, "onnx-int8-static", plan_for(tiny_model_dir).parity)
+    why = exports.resolve(pruned, "onnx-int8-static", plan_for(tiny_model_dir).criterion)
     assert "lacks torch, transformers" in why and "bench(family='torch')" in why
 
 
 def test_a_corrupt_cached_export_is_rebuilt_where_it_can_be_and_fails_its_cells_elsewhere(
         tmp_path, tiny_model_dir, monkeypatch):
     base = ensure(get_backbone(str(tiny_model_dir)))
-    criterion = plan_for(tiny_model_dir).parity
+    criterion = plan_for(tiny_model_dir).criterion
     path = exports.ensure(base, "onnx-fp32")
     good = sha256_file(path)
     data = bytearray(path.read_bytes())
@@ -135,8 +135,9 @@ def test_an_fp32_parity_cell_outside_the_criterion_fails_with_the_measured_value
     outputs of magnitude 1000 passes; INT8 cells are measured, never judged."""
     import numpy as np
 
+    from bench.cell import Cell
     from bench.errors import CellError
-    from bench.plan import Cell, Plan
+    from bench.plan import Plan
     from bench.tokenizer import Encoded
     from suites import parity
 
@@ -155,17 +156,17 @@ def test_an_fp32_parity_cell_outside_the_criterion_fails_with_the_measured_value
         def forward(self, batch):
             return self.out + 1e-3
 
-    settings = Plan().settings()
+    settings = Plan().criterion
     for scale, passes in ((1.0, False), (1000.0, True)):
         ref = np.random.default_rng(0).standard_normal((2, 4, 8)).astype(np.float32) * scale
         monkeypatch.setattr(parity.exports, "load_reference", lambda _a, ref=ref: exports.Reference(encoded, ref, {}))
         fp32 = Cell("m", "onnxruntime", "fp32", "dense", "cpu", "parity")
         if passes:
-            m = parity.run(Adapter(ref), fp32, settings).metrics
+            m = parity.SUITE.run(Adapter(ref), fp32, settings).metrics
             assert m["within_tolerance"] and m["criterion"]["rel_tol"] == 1e-4
         else:
             with pytest.raises(CellError, match="disagree with torch fp32 beyond the \\[parity\\] criterion"):
-                parity.run(Adapter(ref), fp32, settings)
+                parity.SUITE.run(Adapter(ref), fp32, settings)
         int8 = Cell("m", "onnxruntime", "int8", "dense", "cpu", "parity")
-        m = parity.run(Adapter(ref), int8, settings).metrics
+        m = parity.SUITE.run(Adapter(ref), int8, settings).metrics
         assert m["criterion"] is None and "within_tolerance" not in m

@@ -11,8 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from bench.cell import Cell
 from bench.errors import UsageError
-from bench.gate import (
+from bench.gate.change import (
     FAILED_IN_NEW,
     IMPROVED,
     NOT_SIGNIFICANT,
@@ -21,13 +22,11 @@ from bench.gate import (
     TOO_FEW,
     WITHIN,
     WITHIN_NOISE,
-    Rules,
-    Thresholds,
-    compare,
-    load_rules,
-    min_p_value,
 )
-from bench.plan import Cell
+from bench.gate.judge import compare
+from bench.gate.render import markdown
+from bench.gate.rules import Rules, Thresholds, load_rules
+from bench.stats import min_p_value
 from tests.synthetic import glue, lognormal, result_set, timed
 
 LAT = Cell("minilm-l6-h384", "torch", "fp32", "dense", "cpu", "latency", 1, 128)
@@ -44,7 +43,7 @@ def test_twenty_aa_comparisons_raise_no_false_alarm():
     for i in range(20):
         result = compare(result_set(seed=2 * i), result_set(seed=2 * i + 1))
         assert len(result.changes) == 12
-        assert result.regressions == [], result.markdown()
+        assert result.regressions == [], markdown(result)
         assert result.exit_code == 0
 
 
@@ -199,7 +198,7 @@ def test_markdown_escapes_record_text_and_puts_regressions_first():
     evil = replace(LAT, backbone="<script>alert(1)</script>|x")
     base, new = pair(0.010, 0.0101, cell=evil)
     base2, new2 = pair(0.010, 0.012, cell=LAT)
-    md = compare(base + base2, new + new2).markdown()
+    md = markdown(compare(base + base2, new + new2))
     assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;\\|x" in md
     rows = [line for line in md.splitlines() if line.startswith("| ")][1:]
     assert rows[0].startswith("| **REGRESSION**") and rows[1].startswith("| within threshold")
@@ -217,7 +216,7 @@ def test_run_to_run_drift_fools_single_runs_but_not_repeated_ones():
     assert single >= 15
     for i in range(20):
         result = compare(drifting(10 * i, 3, 0.05), drifting(10 * i + 5, 3, 0.05))
-        assert result.exit_code == 0, result.markdown()
+        assert result.exit_code == 0, markdown(result)
     assert WITHIN_NOISE in {c.verdict for c in result.changes}
     change = result.changes[0]
     assert (change.runs_base, change.runs_new) == (3, 3) and 3 < change.noise < 7 and change.floor > change.noise
@@ -245,7 +244,7 @@ def test_the_floor_is_the_smallest_change_repeated_runs_can_resolve():
     assert quiet < 10 < noisy < fewer
     slowed = compare(drifting(1, 3, 0.10), drifting(50, 1, 0.10, slowdown=1.15))
     assert slowed.exit_code == 0 and WITHIN_NOISE in {c.verdict for c in slowed.changes}
-    assert "run noise" in slowed.markdown() and "(3/1 runs)" in slowed.markdown()
+    assert "run noise" in markdown(slowed) and "(3/1 runs)" in markdown(slowed)
 
 
 def test_a_failure_in_any_new_run_fails_the_cell_and_failed_base_runs_are_left_out():

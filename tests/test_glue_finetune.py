@@ -43,7 +43,7 @@ def _module_cache(env, monkeypatch):
 
 @pytest.fixture(scope="module")
 def rte_model(env):
-    """Trained the way the runner trains: in a subprocess (adapters/torch_finetune.py)."""
+    """Trained the way the runner trains: in a subprocess (adapters/build/torch_finetune.py)."""
     return finetune.finetuned(env["base"], get_task("rte"), seed=0)
 
 
@@ -55,15 +55,15 @@ def in_process(monkeypatch):
 
 def _evaluate(artifact, precision="fp32") -> dict:
     from adapters.base import Options, Variant
-    from adapters.torch_hf import TorchHFAdapter
-    from bench.plan import Cell
+    from adapters.torch_hf.adapter import TorchHFAdapter
+    from bench.cell import Cell
     from suites import glue
 
     adapter = TorchHFAdapter()
     adapter.load(artifact, Variant(precision), "cpu", Options(threads=1))
     try:
         cell = Cell(artifact.backbone, "torch", precision, "dense", "cpu", "glue", task="rte")
-        return glue.run(adapter, cell, {"glue": {"batch_size": 8, "max_length": 64}}).metrics
+        return glue.SUITE.run(adapter, cell, glue.GlueSettings(batch_size=8, max_length=64)).metrics
     finally:
         adapter.close()
 
@@ -173,7 +173,7 @@ def test_a_rerun_elsewhere_reuses_the_same_dev_evaluation_and_says_so(env, rte_m
     assert second["runtime"]["eval_cache"]["measured_finished"] == first["finished"]
 
     runner.run(replace(plan, threads=2), tmp_path / "two-threads")
-    runner.run(replace(plan, glue=replace(plan.glue, reuse=False)), tmp_path / "fresh")
+    runner.run(plan.with_settings("glue", reuse=False), tmp_path / "fresh")
     entries = sorted((tmp_path / "evals").glob("*.json"))
     assert len(entries) == 2  # 1 and 2 threads: different keys
     for entry in entries:
@@ -194,7 +194,7 @@ def test_the_int8_calibration_never_sees_dev(env):
 
 
 def test_a_killed_finetuning_resumes_to_the_same_weights(env, rte_model, tmp_path, monkeypatch, in_process):
-    import adapters.torch_finetune as tf
+    import adapters.build.torch_finetune as tf
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     data.import_dir(env["glue"], parse_tasks("rte"), known=known_table(env["glue"]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.errors import UsageError
-from bench.glue import finetune, metrics
+from bench.glue import finetune, metrics, recipes
 from bench.glue.batching import eval_batches, padded_length, train_batches
 from bench.glue.tasks import get_task
 from bench.plan import plan_from_dict
@@ -66,16 +66,16 @@ def test_presets_include_glue():
 
 
 def test_recipes_come_from_the_preset_file_and_bad_keys_are_refused(tmp_path):
-    hp = finetune.hparams_for(get_task("mrpc"))
+    hp = recipes.hparams_for(get_task("mrpc"))
     assert hp.batch_size == 16 and hp.learning_rate == 5e-5 and hp.max_length == 128
     bad = tmp_path / "h.toml"
     bad.write_text("[default]\nlearning_rate = 'fast'\n")
-    with pytest.raises(UsageError, match="learning_rate = 'fast' is not a valid float"):
-        finetune.hparams_for(get_task("rte"), bad)
+    with pytest.raises(UsageError, match="learning_rate must be a finite number >= 0, got 'fast'"):
+        recipes.hparams_for(get_task("rte"), bad)
     bad.write_text("[tasks.rte]\nepoch = 3\n")
     with pytest.raises(UsageError, match=r"unknown key\(s\) \['epoch'\]"):
-        finetune.hparams_for(get_task("rte"), bad)
-    assert finetune.sparse_recipe_for(get_task("rte"), 0.9).target == 0.9
+        recipes.hparams_for(get_task("rte"), bad)
+    assert recipes.sparse_recipe_for(get_task("rte"), 0.9).target == 0.9
 
 
 def test_the_cache_key_changes_with_any_part_of_the_recipe():
@@ -86,7 +86,7 @@ def test_the_cache_key_changes_with_any_part_of_the_recipe():
 
 
 def test_cubic_schedule_rises_fast_then_flattens_and_holds_the_target():
-    s = [finetune.cubic_sparsity(t, 1000, 0.9, 0.0, 0.6, 30) for t in range(1000)]
+    s = [recipes.cubic_sparsity(t, 1000, 0.9, 0.0, 0.6, 30) for t in range(1000)]
     assert s[0] == 0.0 and s[600] == s[999] == 0.9 and all(b >= a for a, b in pairwise(s))
     assert s[300] > 0.9 * 0.8  # cubic: most pruning early, while the weights can still recover
     assert len(set(s[:600])) == 30  # updated at 30 points, constant between them
@@ -105,7 +105,7 @@ def test_length_buckets_cover_every_example_once_and_are_seeded():
 
 
 def test_report_shows_accuracy_and_drop_against_torch_fp32_dense():
-    from bench.plan import Cell
+    from bench.cell import Cell
 
     def rec(precision, f1):
         cell = Cell("minilm-l6-h384", "torch", precision, "dense", "cpu", "glue", task="mrpc")

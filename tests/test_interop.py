@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bench.errors import UsageError
-from bench.interop import stats, to_pytest_benchmark, write_pytest_benchmark
+from bench.pytest_benchmark import to_pytest_benchmark, write_pytest_benchmark
+from bench.stats import pytest_benchmark_stats
 from tests.synthetic import params, result_set
 
 HAS_PYTEST_BENCHMARK = importlib.util.find_spec("pytest_benchmark") is not None
@@ -27,7 +28,7 @@ def test_stats_equal_pytest_benchmarks_own(n):
     theirs = Stats()
     for x in data:
         theirs.update(x)
-    ours = stats(data)
+    ours = pytest_benchmark_stats(data)
     for name in Stats.fields:
         assert ours[name] == pytest.approx(getattr(theirs, name)), name
     assert ours["data"] == data and ours["iterations"] == 1

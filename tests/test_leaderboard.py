@@ -8,12 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench import leaderboard
+from bench.cell import Cell
 from bench.cli import main
-from bench.leaderboard import NO_ACCURACY, board, pareto_front, recommendations
-from bench.plan import Cell
 from bench.records import RECORDS_FILE
-from bench.report import frame
+from bench.report import NO_ACCURACY, board, frame, recommendations, write_leaderboard
+from bench.report.plot import plot
+from bench.stats import pareto_front
 from tests.synthetic import glue, lognormal, params, timed
 
 EVIL = "<script>window.__xss = 1</script>"
@@ -134,7 +134,7 @@ def test_page_script_is_allowed_by_its_content_security_policy(tmp_path):
     import base64
     import hashlib
 
-    paths = leaderboard.write(scenario(), tmp_path)
+    paths = write_leaderboard(scenario(), tmp_path)
     page = paths.html.read_text()
     script = re.search(r"<script>(.*)</script>", page, re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
@@ -145,11 +145,11 @@ def test_plot_says_when_no_accuracy_exists(tmp_path):
     recs = config("bert-base-uncased", "torch", "fp32", "dense") + config("bert-base-uncased", "torch", "int8",
                                                                            "dense", seconds=0.006)
     table = board(frame(recs))
-    note = leaderboard.plot(table, tmp_path / "p.png", tmp_path / "p.svg")
+    note = plot(table, tmp_path / "p.png", tmp_path / "p.svg")
     assert note.startswith(f"{NO_ACCURACY} yet") and "throughput vs weight size" in note
-    note = leaderboard.plot(table.drop(columns="best_seq_per_s"), tmp_path / "l.png", tmp_path / "l.svg")
+    note = plot(table.drop(columns="best_seq_per_s"), tmp_path / "l.png", tmp_path / "l.svg")
     assert "batch-1 speed vs weight size" in note  # ranked by latency: the caption says so
-    note = leaderboard.plot(board(frame(scenario())), tmp_path / "q.png", tmp_path / "q.svg")
+    note = plot(board(frame(scenario())), tmp_path / "q.png", tmp_path / "q.svg")
     assert note.startswith("accuracy vs throughput per backbone and task")
 
 
@@ -167,7 +167,7 @@ def test_thin_or_odd_result_sets_still_give_a_leaderboard(tmp_path, case):
         "one-failure": [*result_set(seed=1), Record(cell=replace(cell, backbone="x"), status="failed",
                                                     reason="<b>boom</b>")],
     }[case]
-    paths = leaderboard.write(recs, tmp_path)
+    paths = write_leaderboard(recs, tmp_path)
     assert paths.html.stat().st_size and paths.png.stat().st_size
     if case == "one-failure":
         assert "&lt;b&gt;boom&lt;/b&gt;" in paths.html.read_text()  # the failure reason is shown, as text
@@ -176,7 +176,7 @@ def test_thin_or_odd_result_sets_still_give_a_leaderboard(tmp_path, case):
 def test_speed_ranks_by_the_column_most_rows_have():
     import pandas as pd
 
-    from bench.leaderboard import speed_column
+    from bench.report import speed_column
 
     both = pd.DataFrame({"best_seq_per_s": [30.0, 40.0], "p50_ms_s128": [30.0, 25.0], "p50_ms_s32": [9.0, 8.0]})
     assert speed_column(both) == ("best_seq_per_s", True)

@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from bench import leaderboard
+from bench.report import write_leaderboard
 from tests.test_leaderboard import EVIL, config, scenario
 
 CHROMIUM = shutil.which(os.environ.get("BENCH_CHROMIUM", "")) or shutil.which("chromium") or shutil.which(
@@ -34,7 +34,7 @@ KEYS = ["machine", "backbone", "task", "runtime", "precision", "sparsity", "devi
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("leaderboard")
     records = scenario() + config(EVIL, "torch", "fp32", "dense", seconds=0.03)
-    paths = leaderboard.write(records, out)
+    paths = write_leaderboard(records, out)
     return paths, records
 
 

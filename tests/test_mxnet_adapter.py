@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import exports
+from bench import exports, recipes
+from bench.agreement import Agreement
 from bench.artifacts import Artifact, ensure
 from bench.catalogue import get_backbone
 from bench.errors import CellError, CellSkipped
@@ -33,8 +34,8 @@ def _artifact(directory: Path, num_labels: int | None = None) -> Artifact:
     if num_labels is not None:
         art = dataclasses.replace(art, task="toy", num_labels=num_labels)
     tok = Tokenizer.from_dir(art.path, vocab_size=art.vocab_size or None)
-    encoded = exports.probe(tok)
-    from adapters.gluonnlp_convert import read_checkpoint
+    encoded = recipes.probe(tok)
+    from adapters.build.gluonnlp_convert import read_checkpoint
 
     out = bert_forward(read_checkpoint(art.path), art.config, encoded.input_ids, encoded.attention_mask,
                        encoded.token_type_ids, num_labels=num_labels)
@@ -63,7 +64,7 @@ def parity(adapter, precision="fp32"):
     from suites import parity
 
     cell = Cell(adapter.artifact.backbone, adapter.name, precision, "dense", "cpu", "parity")
-    return parity.run(adapter, cell, {}).metrics
+    return parity.SUITE.run(adapter, cell, Agreement()).metrics
 
 
 @pytest.mark.parametrize("runtime", ["mxnet", "mxnet-deploy"])
@@ -81,8 +82,8 @@ def test_fp32_matches_hf_semantics_within_1e4(toys, runtime, kind):
 def test_every_parameter_is_assigned_exactly_once_from_its_checkpoint_tensor(toys):
     import mxnet as mx
 
-    from adapters import gluonnlp_blocks as blocks
-    from adapters.gluonnlp_convert import BertShape, convert, read_checkpoint, spec
+    from adapters.build.gluonnlp_convert import BertShape, convert, read_checkpoint, spec
+    from adapters.mxnet_gluonnlp import blocks
 
     for kind, labels in (("bare", None), ("head", 3)):
         shape = BertShape.from_config(TINY, num_labels=labels)
@@ -98,8 +99,8 @@ def test_every_parameter_is_assigned_exactly_once_from_its_checkpoint_tensor(toy
 def test_assign_refuses_a_half_loaded_network(toys):
     import mxnet as mx
 
-    from adapters import gluonnlp_blocks as blocks
-    from adapters.gluonnlp_convert import BertShape, ConversionError, Converted, convert, read_checkpoint
+    from adapters.build.gluonnlp_convert import BertShape, ConversionError, Converted, convert, read_checkpoint
+    from adapters.mxnet_gluonnlp import blocks
 
     shape = BertShape.from_config(TINY)
     good = convert(shape, read_checkpoint(toys["bare"].path))
@@ -216,7 +217,7 @@ def test_real_minilm_matches_torch_fp32_and_reports_int8_drift(monkeypatch):
     """The real all-MiniLM-L6-v2 weights against torch's own outputs, cached by the torch environment."""
     monkeypatch.setenv("BENCH_CACHE", str(PROJECT_CACHE))
     art = _cached_real("minilm-l6-h384")
-    if not exports.is_built(art, exports.REFERENCE):
+    if not exports.is_built(art, exports.REFERENCE_OUTPUTS):
         pytest.skip("no torch reference outputs cached for MiniLM: run the torch environment first")
     fp32 = parity(load(art))
     assert fp32["max_abs_diff"] <= 1e-4, fp32

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters.gluonnlp_convert import (
+from adapters.build.gluonnlp_convert import (
     BertShape,
     ConversionError,
     convert,

@@ -6,7 +6,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from bench import exports
+from bench import exports, recipes
 from bench.artifacts import ensure
 from bench.catalogue import get_backbone
 from bench.errors import CellError, UsageError
@@ -25,7 +25,7 @@ def tiny(tiny_model_dir):
 def test_fp32_export_matches_torch_and_has_dynamic_axes(tiny):
     import onnx
 
-    from adapters.onnx_export import ort_run
+    from adapters.build.onnx_export import ort_run
     from bench.tokenizer import Tokenizer
 
     path = exports.ensure(tiny, "onnx-fp32")
@@ -66,13 +66,13 @@ def test_quantized_forms_are_built_from_the_fp32_export(tiny, form):
 
 def test_reference_outputs_are_torch_fp32_on_the_probe(tiny):
     ref = exports.load_reference(tiny)
-    assert ref.output.shape == (len(exports.probe_texts()), exports.PROBE_SEQ_LEN, 32)
+    assert ref.output.shape == (len(recipes.probe_texts()), recipes.PROBE_SEQ_LEN, 32)
     assert ref.encoded.input_ids.shape == ref.output.shape[:2] and np.isfinite(ref.output).all()
 
 
 @pytest.mark.parametrize("opset", [9, 13, 99])
 def test_unsupported_export_opset_is_a_usage_error(tiny, tmp_path, opset):
-    from adapters.onnx_export import export_onnx
+    from adapters.build.onnx_export import export_onnx
 
     with pytest.raises(UsageError, match=f"ONNX opset {opset} not supported"):
         export_onnx(tiny, tmp_path / "x.onnx", opset=opset)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from adapters.base import Options, Variant
-from bench import exports
+from bench import exports, recipes
+from bench.agreement import Agreement
 from bench.artifacts import ensure
 from bench.catalogue import get_backbone
 from bench.errors import CellSkipped
@@ -36,7 +37,7 @@ def parity(adapter, precision="fp32"):
     from suites import parity
 
     cell = Cell(adapter.artifact.backbone, "onnxruntime", precision, "dense", "cpu", "parity")
-    return parity.run(adapter, cell, {}).metrics
+    return parity.SUITE.run(adapter, cell, Agreement()).metrics
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def tiny(tiny_model_dir):
 def test_fp32_agrees_with_torch_within_1e4(tiny, sparsity):
     m = parity(load(for_sparsity(tiny, sparsity)))
     assert m["max_abs_diff"] <= 1e-4 and m["within_tolerance"] and m["cosine"] > 0.99999
-    assert m["probe_sentences"] == 16 and m["probe_seq_len"] == exports.PROBE_SEQ_LEN
+    assert m["probe_sentences"] == 16 and m["probe_seq_len"] == recipes.PROBE_SEQ_LEN
 
 
 @needs_torch

@@ -51,7 +51,7 @@ def test_runtime_tables_narrow_the_matrix_and_reject_bad_names():
 
 
 def test_latency_cells_are_batch_one_at_each_sequence_length():
-    plan = replace(load_preset("quick"), latency=replace(load_preset("quick").latency, seq_lens=(32, 384)))
+    plan = load_preset("quick").with_settings("latency", seq_lens=(32, 384))
     lat = [c for c in plan.cells() if c.suite == "latency"]
     assert {(c.batch, c.seq_len) for c in lat} == {(1, 32), (1, 384)}
 
@@ -146,5 +146,5 @@ def test_isolation_is_per_variant_by_default_and_only_variant_or_cell():
 
 
 def test_glue_training_is_on_by_default_and_can_be_turned_off():
-    assert load_preset("full").glue.train is True
-    assert plan_from_dict({"glue": {"train": False}}).glue.train is False
+    assert load_preset("full").settings_of("glue").train is True
+    assert plan_from_dict({"glue": {"train": False}}).settings_of("glue").train is False

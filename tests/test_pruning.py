@@ -105,8 +105,8 @@ def test_old_artifacts_without_sparsity_fields_still_load(tmp_path):
 @needs_torch
 def test_params_suite_reports_the_requested_sparsity_and_torch_holds_the_zeros(tiny_model_dir):
     from adapters.base import Options, Variant
-    from adapters.torch_hf import TorchHFAdapter
-    from bench.plan import Cell
+    from adapters.torch_hf.adapter import TorchHFAdapter
+    from bench.cell import Cell
     from suites import params
 
     base = ensure(get_backbone(str(tiny_model_dir)))
@@ -114,7 +114,7 @@ def test_params_suite_reports_the_requested_sparsity_and_torch_holds_the_zeros(t
         adapter = TorchHFAdapter()
         adapter.load(for_sparsity(base, name), Variant("fp32", name), "cpu", Options(threads=1))
         cell = Cell(str(tiny_model_dir), "torch", "fp32", name, "cpu", "params")
-        m = params.run(adapter, cell, {}).metrics
+        m = params.SUITE.run(adapter, cell, None).metrics
         assert m["target_sparsity"] == target
         assert m["scope_sparsity"] == pytest.approx(target, abs=1e-3)  # per-matrix rounding only
         assert m["nonzero"] == m["checkpoint_nonzero"] and m["total"] == m["checkpoint_total"]

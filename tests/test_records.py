@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.cell import Cell
 from bench.errors import UsageError
-from bench.plan import Cell
 from bench.records import Record, append, read, read_many
 
 CELL = Cell("minilm-l6-h384", "torch", "fp32", "dense", "cpu", "latency", 1, 128)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bench import report
-from bench.plan import Cell
+from bench.cell import Cell
 from bench.records import Record
 from tests.synthetic import environment, glue, lognormal, params, timed
 

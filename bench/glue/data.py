@@ -250,7 +250,7 @@ def store(task: Task, splits: dict[str, Parsed], origin: str) -> Path:
 
 def prepare_hint(task: Task) -> str:
     return (f"GLUE {task.glue_dir} is not prepared in {glue_cache()}: run `bench data glue --tasks {task.name} "
-            f"--from DIR` (a GLUE-layout copy, e.g. ../shared/glue) or `bench data glue --tasks {task.name}` "
+            f"--from DIR` (a GLUE-layout copy: one folder per task) or `bench data glue --tasks {task.name}` "
             f"(download), or set {GLUE_DIR_ENV}=DIR")
 
 

@@ -13,22 +13,28 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import __version__
+from bench import __version__, exports
 from bench.artifacts import Artifact, cache_root
+from bench.cell import Cell
+from bench.errors import CellError
 from bench.glue import data
 from bench.glue.tasks import get_task
+from bench.keys import digest
 from bench.output import atomic_write
-from bench.plan import Cell
 from bench.runtimes import get_runtime
 
-EVAL_CACHE_VERSION = 1  # bump when the meaning of a cached entry changes
-_ROOT = Path(__file__).resolve().parents[2]
+EVAL_CACHE_VERSION = 2  # bump when the meaning of a cached entry changes
 # code whose change can change a prediction, besides the runtime's own adapter module
-_CODE = ("adapters/base.py", "suites/glue.py", "bench/tokenizer.py", "bench/glue/batching.py")
+CODE_MODULES = ("adapters.base", "suites.glue", "bench.tokenizer", "bench.glue.batching")
+
+
+class CodeMissing(CellError):
+    """A module the key must hash cannot be found: keying without it could reuse an evaluation of other code."""
 
 
 def _versions(modules: tuple[str, ...]) -> dict[str, str]:
@@ -41,12 +47,21 @@ def _versions(modules: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def module_source(name: str) -> bytes:
+    """The source of module `name` as imported here; CodeMissing when it cannot be found or read."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise CodeMissing(f"evaluation cache: cannot find module {name} ({exc})") from exc
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        raise CodeMissing(f"evaluation cache: module {name} has no source file to hash; was it moved?")
+    return Path(spec.origin).read_bytes()
+
+
 def _code_hash(runtime: str) -> str:
-    module = get_runtime(runtime).adapter.split(":")[0].replace(".", "/") + ".py"
     h = hashlib.sha256()
-    for rel in (module, *_CODE):
-        path = _ROOT / rel
-        h.update(rel.encode() + (path.read_bytes() if path.is_file() else b"missing"))
+    for name in (get_runtime(runtime).adapter.split(":")[0], *CODE_MODULES):
+        h.update(name.encode() + module_source(name))
     return h.hexdigest()[:16]
 
 
@@ -64,14 +79,12 @@ def key(cell: Cell, artifact: Artifact, machine: str, threads: int, settings: di
              "code": _code_hash(cell.runtime), "dev": m["splits"]["dev"]["sha256"],
              "glue": {k: settings.get("glue", {}).get(k) for k in ("batch_size", "max_length")},
              "harness": __version__, "version": EVAL_CACHE_VERSION}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+    return digest(ident, 24)
 
 
 def _form_name(artifact: Artifact, form: str | None) -> str | None:
     if form is None:
         return None
-    from bench import exports
-
     return exports.path_of(artifact, form).name  # names carry the content hash and the recipe version
 
 

@@ -3,13 +3,12 @@
 A fine-tuned checkpoint is a canonical artifact (HF layout, model.safetensors, meta.json with `task`,
 `num_labels`, `pretrained: true`) keyed by the hash of (base weights' content hash, task, hyper-parameters,
 seed, training data hash), so every runtime evaluates the same model and a re-run trains nothing. Training
-itself runs in a subprocess (adapters/torch_finetune.py, torch environment only): a crash there fails the
+itself runs in a subprocess (adapters/build/torch_finetune.py, torch environment only): a crash there fails the
 cells that needed the model, not the run.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -17,112 +16,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
-from bench.errors import CellError, CellSkipped, UsageError
+from bench.errors import CellError, CellSkipped
 from bench.glue import data
+from bench.glue.recipes import HParams, SparseRecipe, hparams_for, sparse_recipe_for
 from bench.glue.tasks import Task
+from bench.keys import digest
 from bench.output import building
 
 FINETUNE_VERSION = 1  # bump when training code changes the bytes it produces for the same recipe
-HPARAMS_FILE = Path(__file__).with_name("hparams.toml")
 INPROCESS_ENV = "BENCH_FINETUNE_INPROCESS"
 TORCH_HINT = ("fine-tuning runs in the torch environment (torch + transformers): run the torch session first "
               "(`nox -s \"bench(family='torch')\"` or `bench run` with the torch extra); others reuse the cache")
 
 
-@dataclass(frozen=True)
-class HParams:
-    """Fine-tuning hyper-parameters (one task); all part of the cache key."""
-
-    learning_rate: float = 5e-5
-    batch_size: int = 32
-    epochs: int = 3
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_length: int = 128
-
-
-@dataclass(frozen=True)
-class SparseRecipe:
-    """Gradual magnitude pruning during fine-tuning to `target` (cubic schedule), with optional distillation."""
-
-    target: float = 0.8
-    init: str = "finetuned"
-    learning_rate: float = 5e-5
-    epochs: int = 4
-    prune_start: float = 0.0
-    prune_end: float = 0.6
-    prune_updates: int = 30
-    distill_alpha: float = 0.5
-    temperature: float = 2.0
-
-
-def _checked(cls, values: dict, where: str):
-    """A recipe dataclass from a TOML table: known keys only, floats accept ints, numbers >= 0."""
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
-    out = {}
-    for key, value in values.items():
-        default = getattr(cls(), key)
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if isinstance(default, str) and isinstance(value, str):
-            out[key] = value
-        elif isinstance(default, float) and number and value >= 0:
-            out[key] = float(value)
-        elif isinstance(default, int) and number and isinstance(value, int) and value >= 0:
-            out[key] = value
-        else:
-            raise UsageError(f"{where}: {key} = {value!r} is not a valid {type(default).__name__} (>= 0)")
-    return replace(cls(), **out)
-
-
-def load_recipes(path: Path = HPARAMS_FILE) -> dict:
-    try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: unreadable hyper-parameter file ({exc})") from exc
-
-
-def hparams_for(task: Task, path: Path = HPARAMS_FILE) -> HParams:
-    """[default] overlaid with [tasks.<task>] of the preset file."""
-    doc = load_recipes(path)
-    values = dict(doc.get("default", {})) | dict(doc.get("tasks", {}).get(task.name, {}))
-    return _checked(HParams, values, f"{path} [tasks.{task.name}]")
-
-
-def sparse_recipe_for(task: Task, target: float, path: Path = HPARAMS_FILE) -> SparseRecipe:
-    doc = load_recipes(path).get("sparse", {})
-    values = {k: v for k, v in doc.items() if k != "tasks"} | dict(doc.get("tasks", {}).get(task.name, {}))
-    recipe = _checked(SparseRecipe, values, f"{path} [sparse.tasks.{task.name}]")
-    if recipe.init not in ("finetuned", "pretrained"):
-        raise UsageError(f"{path}: [sparse] init must be 'finetuned' or 'pretrained', got {recipe.init!r}")
-    if not 0 <= recipe.prune_start < recipe.prune_end <= 1:
-        raise UsageError(f"{path}: [sparse] needs 0 <= prune_start < prune_end <= 1")
-    return replace(recipe, target=float(target))
-
-
-def cubic_sparsity(step: int, total: int, target: float, start: float, end: float, updates: int) -> float:
-    """Zhu & Gupta's schedule s_t = s_f (1 - (1 - p)^3), p the progress through [start, end] of the steps,
-    held constant between `updates` evenly spaced update points; s_f from `end` on."""
-    first, last = round(start * total), max(round(end * total), round(start * total) + 1)
-    if step < first:
-        return 0.0
-    if step >= last:
-        return target
-    span = (last - first) / max(1, updates)
-    progress = (int((step - first) / span) * span) / (last - first)
-    return target * (1.0 - (1.0 - progress) ** 3)
-
-
 def recipe_key(parts: dict) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(parts, 16)
 
 
 def _final_dir(base: Artifact, task: Task, tag: str, key: str) -> Path:
@@ -134,7 +46,7 @@ def glue_unavailable(base: Artifact, task: Task) -> str | None:
     """Why no fine-tuned model of `base` for `task` can exist (skip reason), or None."""
     if not base.pretrained:
         return (f"{base.backbone} has random weights (pretrained: false): it never gets an accuracy number "
-                "(DESIGN.md honesty rules)")
+                "(speed and size only)")
     m = data.ensure_task(task)
     if m is None:
         return data.prepare_hint(task)
@@ -237,10 +149,10 @@ def _alive(pid: int) -> bool:
 
 
 def run_training(spec: dict, threads: int) -> dict:
-    """Train in a subprocess (adapters/torch_finetune.py); its progress bar goes to this process's stderr.
+    """Train in a subprocess (adapters/build/torch_finetune.py); its progress bar goes to this process's stderr.
     $BENCH_FINETUNE_INPROCESS=1 trains in this process instead (tests: no second torch import, no isolation)."""
     if os.environ.get(INPROCESS_ENV) == "1":
-        from adapters.torch_finetune import train_here
+        from adapters.build.torch_finetune import train_here
 
         return train_here(spec | {"threads": threads})
     with tempfile.TemporaryDirectory(prefix="glue-train-") as tmp:
@@ -248,7 +160,7 @@ def run_training(spec: dict, threads: int) -> dict:
         spec_path.write_text(json.dumps(spec | {"threads": threads, "stats": str(out_path), "error": str(err_path)}))
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                             "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.run([sys.executable, "-m", "adapters.torch_finetune", str(spec_path)], env=env,
+        proc = subprocess.run([sys.executable, "-m", "adapters.build.torch_finetune", str(spec_path)], env=env,
                               stdout=sys.stderr)
         if proc.returncode != 0 or not out_path.is_file():
             why = err_path.read_text().strip() if err_path.is_file() else "no error message (killed?)"

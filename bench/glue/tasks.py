@@ -1,6 +1,6 @@
 """GLUE tasks: file layout, columns, label sets, official metric, and the known-good copy of every file.
 
-The known-good table (row counts, sha256) is the verified copy described in ../shared/glue/SOURCES.md; the
+The known-good table (row counts, sha256) is that of a verified copy of the public GLUE files; the
 download table holds the official GLUE locations with the checksums the HF `glue` dataset records for them.
 Framework-free: used by the data importer, the fine-tuner and the glue suite alike.
 """
@@ -102,7 +102,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          index_col=0,
          download=(Download(_FB + "RTE.zip", "6bf86de103ecd335f3441bd43574d23fef87ecc695977a63b82d5efb206556ee",
                             697150),)),
-    # QNLI: only the dev split exists here (SOURCES.md); its two public copies disagree by 9 bytes, this is ours.
+    # QNLI: only the dev split is verified; its two public copies disagree by 9 bytes, this is the one held here.
     Task("qnli", "QNLI", 1, 2, 3, 4, ("index", "question", "sentence", "label"), ("entailment", "not_entailment"),
          ("accuracy",),
          {"train": KnownFile(104743, ""),

@@ -1,4 +1,4 @@
-"""GLUE fine-tuning and sparse transfer in torch (run as `python -m adapters.torch_finetune SPEC.json`).
+"""GLUE fine-tuning and sparse transfer in torch (run as `python -m adapters.build.torch_finetune SPEC.json`).
 
 Called by bench/glue/finetune.py, which owns recipes, cache keys and the artifact directory; this module only
 trains and writes config.json + model.safetensors. AdamW with linear warm-up and decay, gradient clipping,
@@ -23,7 +23,7 @@ from transformers.utils import logging as hf_logging
 
 from bench.glue import data
 from bench.glue.batching import eval_batches, train_batches
-from bench.glue.finetune import HParams, SparseRecipe, cubic_sparsity
+from bench.glue.recipes import HParams, SparseRecipe, cubic_sparsity
 from bench.glue.tasks import Task, get_task
 from bench.pruning import PruneScope, magnitude_prune
 from bench.tokenizer import Encoded, Tokenizer

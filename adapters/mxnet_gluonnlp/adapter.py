@@ -2,7 +2,7 @@
 
 (Not named mxnet.py: that would shadow the library.) The network is GluonNLP's BERTEncoder/BERTModel (and
 BERTClassifier for a fine-tuned head), sized from the artifact's HF config and loaded from its safetensors
-through adapters/gluonnlp_convert.py (numpy, no torch). GluonNLP masks attention by `valid_length`, so the
+through adapters/build/gluonnlp_convert.py (numpy, no torch). GluonNLP masks attention by `valid_length`, so the
 shared tokenizer's right-padded attention mask becomes lengths; GluonNLP also zeroes the hidden states of
 padded positions, which the parity suite ignores (it compares real tokens only).
 
@@ -30,15 +30,14 @@ from typing import Any
 import numpy as np
 
 from adapters.base import BaseAdapter, Batch, Options, ParamCounts, Variant
-from adapters.gluonnlp_convert import BertShape, ConversionError, convert, read_checkpoint
-from bench import exports
+from adapters.build.gluonnlp_convert import BertShape, ConversionError, convert, read_checkpoint
+from bench import exports, recipes
 from bench.artifacts import Artifact, cache_root
 from bench.errors import CellError, CellSkipped
 from bench.output import building
 from bench.tokenizer import Encoded
 
 CALIB_MODE = "naive"  # min/max of the fp32 activations; 'entropy' needs scipy and is slower, 'none' crashes
-CALIB_SEQ_LEN = 128  # the timing inputs' length
 QUANTIZE = {"quantized_dtype": "auto", "quantize_mode": "smart", "quantize_granularity": "channel-wise"}
 FP32_BACKEND = "MKLDNN"  # oneDNN subgraph fusion (FC + bias/GELU, cached weight layouts): 3-7% less CPU here
 DEPLOY_VERSION = 1  # bump when what `mxnet-deploy` writes changes
@@ -51,7 +50,7 @@ class Calibration:
 
     mode: str
     examples: int  # calibration batches of one sequence each
-    texts: int  # distinct calibration sentences (bench.exports.calibration_texts: never the parity probe)
+    texts: int  # distinct calibration sentences (bench.recipes.calibration_texts: never the parity probe)
     seq_len: int
     task_examples: int = 0  # a fine-tuned model's task train examples (bench.glue.data.calibration_sample)
 
@@ -149,7 +148,7 @@ class MXNetAdapter(BaseAdapter):
                   "fp32_backend": FP32_BACKEND}
         if self._variant.precision == "int8-static":
             recipe |= {"quantize": QUANTIZE, "calib_mode": CALIB_MODE, "calib_seq_len": self._calib_seq_len(),
-                       "calib_texts": exports.calibration_texts()}
+                       "calib_texts": recipes.calibration_texts()}
             if getattr(self.artifact, "task", None):
                 from bench.glue import data
                 from bench.glue.tasks import get_task
@@ -163,7 +162,7 @@ class MXNetAdapter(BaseAdapter):
 
     def _build(self, artifact: Artifact):
         """Convert the checkpoint into GluonNLP's network, hybridize it and, for INT8, quantize it."""
-        from adapters import gluonnlp_blocks as blocks
+        from adapters.mxnet_gluonnlp import blocks
 
         mx = self.mx
         converted = convert(self.shape, read_checkpoint(artifact.path), where=str(artifact.path))
@@ -190,7 +189,7 @@ class MXNetAdapter(BaseAdapter):
 
     def _warm(self, net) -> None:
         """One forward builds the cached graph (export needs it) and the static allocation."""
-        batch = self.encode(exports.calibration_texts()[:1], max_length=self._calib_seq_len())
+        batch = self.encode(recipes.calibration_texts()[:1], max_length=self._calib_seq_len())
         self._run(net, batch)
 
     def _quantize(self, net):
@@ -209,32 +208,30 @@ class MXNetAdapter(BaseAdapter):
                     calib_mode=CALIB_MODE, num_calib_examples=len(data), ctx=self.ctx, logger=None)
         except Exception as exc:  # MXNetError and friends: this cell only, with the reason
             raise CellError(f"mxnet quantize_net_v2 failed: {type(exc).__name__}: {exc}") from exc
-        self._calibration = Calibration(CALIB_MODE, len(data), len(exports.calibration_texts()),
+        self._calibration = Calibration(CALIB_MODE, len(data), len(recipes.calibration_texts()),
                                         self._calib_seq_len(), task_examples)
         return qnet
 
     def _calibration_batches(self) -> tuple[list[Batch], int]:
-        """As the ONNX static-INT8 calibration: each calibration sentence alone, windows of real text filling
-        128 tokens and, for a fine-tuned model, examples of its task's train split (never dev). Batches of one
-        padded to 128: quantize_net_v2 binds every batch to the first one's shape."""
+        """The calibration set of bench/recipes.py, as for ONNX static INT8: each calibration sentence alone,
+        windows of real text filling 128 tokens and, for a fine-tuned model, examples of its task's train split.
+        Batches of one padded to 128: quantize_net_v2 binds every batch to the first one's shape."""
         n = self._calib_seq_len()
-        texts = exports.calibration_texts()
-        windows = [" ".join(texts[start:] + texts[:start]) for start in range(0, len(texts), 4)]
-        batches = [self.encode([t], max_length=n) for t in texts + windows]
+        texts = recipes.calibration_texts() + recipes.calibration_windows()
+        batches = [self.encode([t], max_length=n) for t in texts]
         if not getattr(self.artifact, "task", None):
             return batches, 0
-        from bench.glue.data import DataMissing, calibration_sample
-        from bench.glue.tasks import get_task
+        from bench.glue.data import DataMissing
 
         try:
-            a, b = calibration_sample(get_task(self.artifact.task))
+            a, b = recipes.task_calibration(self.artifact.task)
         except DataMissing as exc:
             raise CellError(f"INT8 calibration of a {self.artifact.task} model needs its train split: {exc}") from exc
         batches += [self.encode([a[i]], [b[i]] if b else None, max_length=n) for i in range(len(a))]
         return batches, len(a)
 
     def _calib_seq_len(self) -> int:
-        return min(CALIB_SEQ_LEN, self.shape.max_length)
+        return min(recipes.CALIBRATION_SEQ_LEN, self.shape.max_length)
 
     # -- deployment: symbol + params files, re-imported as a SymbolBlock -------------------------------------
     def _build_deployment(self, artifact: Artifact) -> None:
@@ -249,7 +246,7 @@ class MXNetAdapter(BaseAdapter):
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
 
     def _import(self, directory: Path):
-        from adapters.gluonnlp_blocks import INPUT_NAMES
+        from adapters.mxnet_gluonnlp.blocks import INPUT_NAMES
 
         mx = self.mx
         meta = _check_intact(directory)

@@ -1,6 +1,6 @@
-"""Interoperability with other benchmark tools: records → pytest-benchmark JSON, so `pytest-benchmark compare`
-works on harness results. Every timed cell becomes one benchmark whose stats are recomputed from the record's
-raw samples (seconds per call: one forward at the cell's batch size), with the samples kept as `data`.
+"""Records → pytest-benchmark JSON, so `pytest-benchmark compare` works on harness results. Every timed cell
+becomes one benchmark whose stats are recomputed from the record's raw samples (seconds per call: one forward
+at the cell's batch size) by pytest-benchmark's own definitions (bench.stats), with the samples kept as `data`.
 
 Only one machine per file: pytest-benchmark keeps one machine_info per file and compares across files.
 """
@@ -8,8 +8,6 @@ Only one machine per file: pytest-benchmark keeps one machine_info per file and 
 from __future__ import annotations
 
 import json
-import statistics
-from bisect import bisect_left, bisect_right
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,46 +15,9 @@ from bench import __version__
 from bench.errors import UsageError
 from bench.output import atomic_write
 from bench.records import Record
+from bench.stats import pytest_benchmark_stats
 
 FORMAT_VERSION = "5.1.0"  # the pytest-benchmark JSON layout this follows (unchanged since 3.x)
-
-
-def quartiles(sorted_data: list[float]) -> tuple[float, float]:
-    """Q1 and Q3 as pytest-benchmark computes them (Wikipedia methods 2 and 3), so exported stats match its own."""
-    n = len(sorted_data)
-    if n == 1:
-        return sorted_data[0], sorted_data[0]
-    if n % 2:
-        k, r = n // 4, n % 4
-        if r == 1:
-            return (0.25 * sorted_data[k - 1] + 0.75 * sorted_data[k],
-                    0.75 * sorted_data[3 * k] + 0.25 * sorted_data[3 * k + 1])
-        return (0.75 * sorted_data[k] + 0.25 * sorted_data[k + 1],
-                0.25 * sorted_data[3 * k + 1] + 0.75 * sorted_data[3 * k + 2])
-    return statistics.median(sorted_data[: n // 2]), statistics.median(sorted_data[n // 2:])
-
-
-def stats(samples: list[float]) -> dict:
-    """pytest-benchmark's Stats fields from raw samples in seconds."""
-    data = [float(x) for x in samples]
-    s = sorted(data)
-    n = len(s)
-    mean = statistics.fmean(s)
-    std = statistics.stdev(s) if n > 1 else 0.0
-    q1, q3 = quartiles(s)
-    iqr = q3 - q1
-    lo, hi = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    std_out = sum(1 for x in s if x < mean - std or x > mean + std)
-    iqr_out = sum(1 for x in s if x < lo or x > hi)
-    total = sum(s)
-    return {
-        "min": s[0], "max": s[-1], "mean": mean, "stddev": std, "rounds": n, "median": statistics.median(s),
-        "iqr": iqr, "q1": q1, "q3": q3, "iqr_outliers": iqr_out, "stddev_outliers": std_out,
-        "outliers": f"{std_out};{iqr_out}",
-        "ld15iqr": s[0] if n == 1 else s[bisect_left(s, lo)],
-        "hd15iqr": s[-1] if n == 1 else s[bisect_right(s, hi) - 1],
-        "ops": n / total if total else 0.0, "total": total, "data": data, "iterations": 1,
-    }
 
 
 def benchmark_name(r: Record) -> str:
@@ -105,7 +66,7 @@ def to_pytest_benchmark(records: list[Record]) -> dict:
                 k: v for k, v in r.metrics.items() if k in ("sequences_per_s", "tokens_per_s", "gflops_per_s")},
             "options": {"disable_gc": True, "timer": "perf_counter", "min_rounds": len(r.samples[key]),
                         "max_time": None, "min_time": None, "warmup": True},
-            "stats": stats(r.samples[key]),
+            "stats": pytest_benchmark_stats(r.samples[key]),
         })
     return {"machine_info": machine_info, "commit_info": commit_info, "benchmarks": benchmarks,
             "datetime": max((r.finished or "") for r in timed) or None,

@@ -1,6 +1,7 @@
 """Canonical safetensors → ONNX (fp32, dynamic INT8, static QDQ INT8) and torch reference outputs.
 
-Runs in the torch environment only; bench/exports.py decides where files go and when to build them. The
+Runs in the torch environment only. bench/exports.py decides where files go and when to build them, and
+publishes what `build` wrote; this module only makes files and measures them, with the recipes of bench/recipes.py. The
 legacy exporter (`dynamo=False`, opset 14, IR 7) is used because DeepSparse reads IR <= 9 only and the
 dynamo exporter writes IR 10. Every fp32 export is run in ONNX Runtime against torch before it is published.
 """
@@ -19,7 +20,7 @@ import transformers
 from transformers import AutoModel, AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from bench import agreement, exports
+from bench import agreement, recipes
 from bench.artifacts import Artifact
 from bench.errors import CellError, UsageError
 from bench.tokenizer import Encoded, Tokenizer
@@ -94,7 +95,7 @@ def ort_run(path: Path | str, encoded: Encoded, threads: int = 0) -> np.ndarray:
     return np.asarray(session.run(None, feed)[0], dtype=np.float32)
 
 
-def export_onnx(artifact: Artifact, out: Path, opset: int = exports.ONNX_OPSET) -> dict:
+def export_onnx(artifact: Artifact, out: Path, opset: int = recipes.ONNX_OPSET) -> dict:
     """Export, then check: opset and IR version as promised, and ONNX Runtime's output measured against torch
     on two shapes (so the dynamic batch and sequence axes really are dynamic)."""
     import onnx
@@ -102,13 +103,13 @@ def export_onnx(artifact: Artifact, out: Path, opset: int = exports.ONNX_OPSET) 
     max_opset = torch.onnx._constants.ONNX_MAX_OPSET
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset:
         raise UsageError(f"ONNX opset {opset!r} not supported by this exporter: choose {MIN_OPSET}..{max_opset} "
-                         f"(DeepSparse needs IR <= {MAX_IR_VERSION}; the harness uses {exports.ONNX_OPSET})")
+                         f"(DeepSparse needs IR <= {MAX_IR_VERSION}; the harness uses {recipes.ONNX_OPSET})")
     model = _load_torch(artifact)
     params = inspect.signature(model.forward).parameters
     names = tuple(n for n in INPUTS if n in params)
     wrapper = _KeywordWrapper(model, names).eval()  # export restores the wrapper's mode: eval, or dropout is on
     tok = _tokenizer(artifact)
-    trace = tok.encode(exports.probe_texts()[:2], max_length=16)
+    trace = tok.encode(recipes.probe_texts()[:2], max_length=16)
     args = tuple(torch.from_numpy(trace.as_dict()[n]) for n in names)
     with torch.inference_mode():
         out_rank = wrapper(*args).dim()
@@ -122,7 +123,7 @@ def export_onnx(artifact: Artifact, out: Path, opset: int = exports.ONNX_OPSET) 
     if proto.ir_version > MAX_IR_VERSION:
         raise CellError(f"exported IR version {proto.ir_version} > {MAX_IR_VERSION} (DeepSparse cannot read it)")
     checks = []
-    for encoded in (exports.probe(tok), tok.encode(exports.calibration_texts()[:3], max_length=128,
+    for encoded in (recipes.probe(tok), tok.encode(recipes.calibration_texts()[:3], max_length=128,
                                                    pad_to_max=False)):
         with torch.inference_mode():
             ref = wrapper(*(torch.from_numpy(encoded.as_dict()[n]) for n in names)).numpy()
@@ -140,22 +141,17 @@ def export_onnx(artifact: Artifact, out: Path, opset: int = exports.ONNX_OPSET) 
 
 
 class _Calibration:
-    """Static-INT8 calibration batches: each calibration sentence alone (no padding) and windows of real
-    text filling 128 tokens, the timing inputs' length; never the parity probe's sentences."""
+    """Static-INT8 calibration batches (bench/recipes.py): each calibration sentence alone (no padding), a
+    fine-tuned model's task examples in batches of 8, and windows of real text filling the timing length."""
 
     def __init__(self, tok: Tokenizer, names: list[str], artifact: Artifact | None = None):
-        texts = exports.calibration_texts()
-        batches = [tok.encode([t], max_length=128, pad_to_max=False) for t in texts]
-        if artifact is not None and artifact.task:  # a fine-tuned model: its task's train split, never dev
-            from bench.glue.data import calibration_sample
-            from bench.glue.tasks import get_task
-
-            a, b = calibration_sample(get_task(artifact.task))
-            batches += [tok.encode(a[i:i + 8], b[i:i + 8] if b else None, max_length=128, pad_to_max=False)
+        n = recipes.CALIBRATION_SEQ_LEN
+        batches = [tok.encode([t], max_length=n, pad_to_max=False) for t in recipes.calibration_texts()]
+        if artifact is not None and artifact.task:
+            a, b = recipes.task_calibration(artifact.task)
+            batches += [tok.encode(a[i:i + 8], b[i:i + 8] if b else None, max_length=n, pad_to_max=False)
                         for i in range(0, len(a), 8)]
-        for start in range(0, len(texts), 4):
-            window = " ".join(texts[start:] + texts[:start])
-            batches.append(tok.encode([window], max_length=128))
+        batches += [tok.encode([window], max_length=n) for window in recipes.calibration_windows()]
         self._feeds = iter([{n: b.as_dict()[n] for n in names} for b in batches])
 
     def get_next(self) -> dict | None:
@@ -197,14 +193,14 @@ def quantize(artifact: Artifact, form: str, source: Path, out: Path) -> dict:
             recipe = {"method": "onnxruntime.quantization.quantize_static (QDQ, MinMax)", "ops": QUANT_OPS,
                       "weights": "int8 symmetric per-channel, reduce_range (7-bit)",
                       "activations": "uint8 asymmetric, calibrated", "kept_fp32": len(ffn_out),
-                      "calibration_sentences": len(exports.calibration_texts())}
+                      "calibration_sentences": len(recipes.calibration_texts())}
     proto = onnx.load(str(out), load_external_data=False)
     if proto.ir_version > MAX_IR_VERSION:  # newer onnx writes a newer IR than the opset needs
         proto = onnx.load(str(out))
         proto.ir_version = 8
         onnx.save(proto, str(out))
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-    probe = exports.probe(_tokenizer(artifact))
+    probe = recipes.probe(_tokenizer(artifact))
     ref, got = ort_run(source, probe), ort_run(out, probe)
     if ref.ndim == 3:  # real tokens only, as the parity suite compares them
         keep = probe.attention_mask.astype(bool)
@@ -215,39 +211,27 @@ def quantize(artifact: Artifact, form: str, source: Path, out: Path) -> dict:
                      "probe_max_abs_diff_vs_fp32_onnx": float(np.abs(ref - got).max())}
 
 
-def reference(artifact: Artifact) -> tuple[Encoded, np.ndarray, dict]:
+def reference_outputs(artifact: Artifact) -> tuple[Encoded, np.ndarray, dict]:
     """Torch fp32 outputs on the parity probe, through the torch adapter itself (the path torch cells run)."""
     from adapters.base import Options, Variant
-    from adapters.torch_hf import TorchHFAdapter
+    from adapters.torch_hf.adapter import TorchHFAdapter
 
     adapter = TorchHFAdapter()
     adapter.load(artifact, Variant(), "cpu", Options(threads=torch.get_num_threads()))
     try:
-        batch = adapter.encode(exports.probe_texts(), max_length=exports.PROBE_SEQ_LEN)
-        return batch.encoded, adapter.forward(batch), {"runtime": adapter.info()}
+        batch = adapter.encode(recipes.probe_texts(), max_length=recipes.PROBE_SEQ_LEN)
+        return batch.encoded, adapter.forward(batch), {"runtime": adapter.info(), "versions": _versions()}
     finally:
         adapter.close()
 
 
-def build(artifact: Artifact, form: str, final: Path) -> None:
-    """Build `form` of `artifact` into `final` (called by bench.exports.ensure)."""
-    if form == exports.REFERENCE:
-        encoded, output, meta = reference(artifact)
-        exports.write_reference(artifact, encoded, output, **meta, versions=_versions())
-        return
-    tmp = exports.temp_name(final)
-    try:
-        if form == "onnx-fp32":
-            meta = export_onnx(artifact, tmp)
-        elif form in ("onnx-int8-dynamic", "onnx-int8-static"):
-            source = exports.ensure(artifact, "onnx-fp32")
-            meta = quantize(artifact, form, source, tmp) | {"source": source.name}
-        else:
-            raise UsageError(f"unknown model form {form!r}")
-        meta |= {"form": form, "content_hash": artifact.content_hash, "versions": _versions(),
-                 "artifact": str(artifact.path), "sparsity": artifact.sparsity}
-        exports.publish(tmp, final, meta)
-    finally:
-        tmp.unlink(missing_ok=True)
-        exports.sidecar(tmp).unlink(missing_ok=True)
-
+def build(artifact: Artifact, form: str, tmp: Path, source: Path | None) -> dict:
+    """Write `form` of `artifact` to `tmp` and return what to record about it (bench/exports.py publishes it);
+    quantized forms are made from `source`, the published fp32 export."""
+    if form == "onnx-fp32":
+        meta = export_onnx(artifact, tmp)
+    elif form in ("onnx-int8-dynamic", "onnx-int8-static") and source is not None:
+        meta = quantize(artifact, form, source, tmp)
+    else:
+        raise UsageError(f"cannot build model form {form!r}" + (" without its fp32 source" if source is None else ""))
+    return meta | {"versions": _versions()}

@@ -8,7 +8,7 @@ import numpy as np
 from gluonnlp.model import BERTClassifier, BERTEncoder, BERTModel
 from mxnet.gluon import HybridBlock
 
-from adapters.gluonnlp_convert import BertShape, ConversionError, Converted
+from adapters.build.gluonnlp_convert import BertShape, ConversionError, Converted
 
 INPUT_NAMES = ["data0", "data1", "data2"]  # what HybridBlock.export calls three inputs; SymbolBlock.imports too
 

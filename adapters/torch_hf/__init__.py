@@ -1,0 +1,1 @@
+"""The torch + HF transformers runtime: the reference configuration runs here."""
