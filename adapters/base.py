@@ -12,7 +12,9 @@ from bench.tokenizer import Encoded, Tokenizer
 
 
 @dataclass(frozen=True)
-class Variant:
+class Numerics:
+    """How a loaded model represents its weights and arithmetic: the cell's precision and sparsity."""
+
     precision: str = "fp32"
     sparsity: str = "dense"
 
@@ -48,7 +50,7 @@ class Batch:
 class Adapter(Protocol):
     name: str
 
-    def load(self, artifact: Artifact, variant: Variant, device: str, options: Options) -> None:
+    def load(self, artifact: Artifact, variant: Numerics, device: str, options: Options) -> None:
         """Load the artifact's weights at `variant` on `device`; raise CellSkipped if the device is absent."""
 
     def encode(self, texts: list[str], pairs: list[str] | None = None, max_length: int = 128,

@@ -21,7 +21,7 @@ import deepsparse
 import numpy as np
 import onnx
 
-from adapters.base import BaseAdapter, Batch, Options, ParamCounts, Variant
+from adapters.base import BaseAdapter, Batch, Numerics, Options, ParamCounts
 from adapters.onnx_common import OnnxModel, count_parameters, open_model
 from bench import exports
 from bench.artifacts import Artifact
@@ -41,17 +41,17 @@ class DeepSparseAdapter(BaseAdapter):
         self._engines: dict[tuple[int, int], deepsparse.Engine] = {}
         self._threads = 1
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self._variant = Variant()
+        self._numerics = Numerics()
 
-    def load(self, artifact: Artifact, variant: Variant, device: str, options: Options) -> None:
+    def load(self, artifact: Artifact, variant: Numerics, device: str, options: Options) -> None:
         if device != "cpu":
             raise CellSkipped(f"device {device}: DeepSparse runs on CPUs only")
         form = get_runtime(self.name).form(variant.precision)
         if form is None:
             raise CellError(f"deepsparse: no model form for precision {variant.precision!r}")
         self._load_tokenizer(artifact)
-        self._variant, self._threads = variant, options.threads
-        self.model = open_model(exports.ensure(artifact, form), max_opset=onnx.defs.onnx_opset_version(),
+        self._numerics, self._threads = variant, options.threads
+        self.model = open_model(exports.ready_file(artifact, form), max_opset=onnx.defs.onnx_opset_version(),
                                 max_ir=MAX_IR_VERSION)
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-deepsparse-")
 

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from adapters.base import BaseAdapter, Batch, Options, ParamCounts, Variant
+from adapters.base import BaseAdapter, Batch, Numerics, Options, ParamCounts
 from adapters.onnx_common import OnnxModel, count_parameters, open_model
 from bench import exports
 from bench.artifacts import Artifact
@@ -29,10 +29,10 @@ class OrtAdapter(BaseAdapter):
         self.session: ort.InferenceSession | None = None
         self.model: OnnxModel | None = None
         self._options: ort.SessionOptions | None = None
-        self._variant = Variant()
+        self._numerics = Numerics()
         self._device = "cpu"
 
-    def load(self, artifact: Artifact, variant: Variant, device: str, options: Options) -> None:
+    def load(self, artifact: Artifact, variant: Numerics, device: str, options: Options) -> None:
         providers = ort.get_available_providers()
         if device == "cuda" and "CUDAExecutionProvider" not in providers:
             raise CellSkipped("device cuda: onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu "
@@ -41,8 +41,8 @@ class OrtAdapter(BaseAdapter):
         if form is None:
             raise CellError(f"onnxruntime: no model form for precision {variant.precision!r}")
         self._load_tokenizer(artifact)
-        self._variant, self._device = variant, device
-        self.model = open_model(exports.ensure(artifact, form), max_opset=onnx.defs.onnx_opset_version())
+        self._numerics, self._device = variant, device
+        self.model = open_model(exports.ready_file(artifact, form), max_opset=onnx.defs.onnx_opset_version())
         model_bytes: bytes | str = str(self.model.path)
         if variant.precision == "fp16":
             from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -83,7 +83,7 @@ class OrtAdapter(BaseAdapter):
                 "execution_mode": str(opts.execution_mode).rsplit(".", 1)[-1] if opts else None,
                 "model_file": self.model.path.name if self.model else None,
                 "opset": self.model.opset if self.model else None,
-                "fp16_conversion": self._variant.precision == "fp16",
+                "fp16_conversion": self._numerics.precision == "fp16",
                 "threads": opts.intra_op_num_threads if opts else None}
 
     def close(self) -> None:

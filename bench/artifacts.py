@@ -17,7 +17,8 @@ from pathlib import Path
 
 from bench.catalogue import Backbone
 from bench.errors import UsageError
-from bench.output import building
+from bench.files import building
+from bench.keys import digest
 
 PIPELINE_VERSION = 1  # bump when building changes the bytes of an artifact
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
@@ -92,13 +93,13 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def ensure(backbone: Backbone, seed: int = 0) -> Artifact:
+def artifact_for(backbone: Backbone, seed: int = 0) -> Artifact:
     """The artifact for a backbone, built on first use. Local directories are used in place."""
     if backbone.source.startswith("local:"):
         return _local(backbone)
     recipe = {"config": backbone.config, "source": backbone.source, "pipeline": PIPELINE_VERSION,
               "seed": seed if backbone.source == "random" else None}
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    key = digest(recipe, 16)
     final = cache_root() / "artifacts" / f"{backbone.name}-{key}"
     cached = load_cached(final)
     if cached is not None:

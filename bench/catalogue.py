@@ -25,7 +25,8 @@ _MINILM_H384 = {**_BERT_BASE, "hidden_size": 384, "intermediate_size": 1536}
 
 @dataclass(frozen=True)
 class PublishedGlue:
-    """A published GLUE dev row that a backbone's fine-tuned scores are held against (the paper or model card that published it)."""
+    """A published GLUE dev row that a backbone's fine-tuned scores are held against (from its paper or model
+    card)."""
 
     model: str  # what was measured: the nearest published model, which may differ from the catalogue entry
     source: str

@@ -25,8 +25,8 @@ import numpy as np
 from bench.agreement import Agreement
 from bench.artifacts import Artifact, cache_root, sha256_file
 from bench.errors import CellError, UsageError
+from bench.files import atomic_write
 from bench.keys import digest
-from bench.output import atomic_write
 from bench.recipes import EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN, QUANT_RECIPE, probe_texts
 from bench.tokenizer import Encoded
 
@@ -95,7 +95,7 @@ def resolve(artifact: Artifact, form: str, criterion: Agreement) -> str | None:
     and judges an fp32 export's measured agreement with torch against the plan's criterion; quantized files
     need their fp32 source to pass too. Never raises for a file problem: a bad file fails its cells, not the run."""
     try:
-        ensure(artifact, form, deep=True)
+        ready_file(artifact, form, deep=True)
     except CellError as exc:
         return str(exc)
     if form == REFERENCE_OUTPUTS:
@@ -112,7 +112,7 @@ def resolve(artifact: Artifact, form: str, criterion: Agreement) -> str | None:
     return None
 
 
-def ensure(artifact: Artifact, form: str, deep: bool = False) -> Path:
+def ready_file(artifact: Artifact, form: str, deep: bool = False) -> Path:
     """The intact file for `form`, built on first use where this environment can build it (a corrupt copy is
     rebuilt); CellError with the reason otherwise. `deep` also checks the sha256 (the runner does, once per run,
     before any worker loads the file; workers then check the size only)."""
@@ -126,7 +126,7 @@ def ensure(artifact: Artifact, form: str, deep: bool = False) -> Path:
         path.unlink(missing_ok=True)
         sidecar(path).unlink(missing_ok=True)
         try:
-            return ensure(artifact, form)
+            return ready_file(artifact, form)
         except CellError as exc:
             raise CellError(f"{problem}; rebuilding it failed: {exc}") from exc
     missing = missing_build_modules(form)
@@ -160,7 +160,7 @@ def _build(artifact: Artifact, form: str, final: Path) -> None:
         encoded, output, meta = builder.reference_outputs(artifact)
         write_reference(artifact, encoded, output, **meta)
         return
-    source = ensure(artifact, "onnx-fp32") if form != "onnx-fp32" else None
+    source = ready_file(artifact, "onnx-fp32") if form != "onnx-fp32" else None
     tmp = temp_name(final)
     try:
         meta = builder.build(artifact, form, tmp, source)
@@ -242,7 +242,7 @@ def write_reference(artifact: Artifact, encoded: Encoded, output: np.ndarray, **
 
 
 def load_reference(artifact: Artifact) -> Reference:
-    path = ensure(artifact, REFERENCE_OUTPUTS)
+    path = ready_file(artifact, REFERENCE_OUTPUTS)
     meta = read_sidecar(path)
     try:
         with np.load(path) as z:

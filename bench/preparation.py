@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from bench import exports
 from bench.agreement import Agreement
-from bench.artifacts import Artifact, ensure
+from bench.artifacts import Artifact, artifact_for
 from bench.catalogue import get_backbone
 from bench.cell import Cell
 from bench.environment import has_cuda_gpu
@@ -58,7 +58,7 @@ def prepare_artifacts(cells: list[Cell], seed: int) -> Prepared:
     out = Prepared()
     for backbone, sparsity in dict.fromkeys((c.backbone, c.sparsity) for c in cells if plan_artifact(c)):
         try:
-            out.artifacts[backbone, sparsity] = for_sparsity(ensure(get_backbone(backbone), seed), sparsity)
+            out.artifacts[backbone, sparsity] = for_sparsity(artifact_for(get_backbone(backbone), seed), sparsity)
         except (UsageError, CellError, OSError) as exc:
             out.failed[backbone, sparsity] = f"artifact {backbone} {sparsity}: {exc}"
     return out

@@ -10,7 +10,6 @@ un-recovered weights are never mistaken for published pruned-model figures.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -21,7 +20,8 @@ import numpy as np
 
 from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, load_cached, sha256_file
 from bench.errors import UsageError
-from bench.output import building
+from bench.files import building
+from bench.keys import digest
 
 PRUNE_VERSION = 1  # bump when pruning changes the bytes it writes
 SPARSITY_LEVELS = {"dense": 0.0, "pruned80": 0.8, "pruned90": 0.9}
@@ -96,7 +96,7 @@ def scope_sparsity(path: Path, scope: PruneScope = DEFAULT_SCOPE) -> dict:
             "total": total, "nonzero": nonzero}
 
 
-def ensure_pruned(base: Artifact, sparsity: float, scope: PruneScope = DEFAULT_SCOPE) -> Artifact:
+def pruned_twin(base: Artifact, sparsity: float, scope: PruneScope = DEFAULT_SCOPE) -> Artifact:
     """The pruned twin of `base`, built once: same config and tokenizer, pruned model.safetensors, and a
     meta.json that inherits `pretrained` (pruning does not make random weights real, nor real ones random)."""
     sparsity = check_fraction(sparsity)
@@ -105,7 +105,7 @@ def ensure_pruned(base: Artifact, sparsity: float, scope: PruneScope = DEFAULT_S
     if base.sparsity:
         raise UsageError(f"{base.path}: already pruned to {base.sparsity}; prune the dense artifact")
     recipe = {"base": base.content_hash, "sparsity": sparsity, "scope": asdict(scope), "version": PRUNE_VERSION}
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    key = digest(recipe, 16)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", base.backbone)[-60:]
     final = cache_root() / "artifacts" / f"{name}-pruned{round(sparsity * 100)}-{key}"
     cached = load_cached(final)
@@ -134,7 +134,7 @@ def ensure_pruned(base: Artifact, sparsity: float, scope: PruneScope = DEFAULT_S
 
 def for_sparsity(base: Artifact, name: str) -> Artifact:
     """The artifact a cell on sparsity axis value `name` runs."""
-    return ensure_pruned(base, sparsity_of(name))
+    return pruned_twin(base, sparsity_of(name))
 
 
 def expected_zeros(size: int, sparsity: float) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench import __version__
 from bench.errors import UsageError
-from bench.output import atomic_write
+from bench.files import atomic_write
 from bench.records import Record
 from bench.stats import pytest_benchmark_stats
 

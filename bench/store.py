@@ -12,10 +12,10 @@ from pathlib import Path
 
 from bench.cell import Cell
 from bench.errors import UsageError
-from bench.output import atomic_write, replacing
+from bench.files import atomic_write, replacing
 from bench.records import RECORDS_FILE, RUN_PREFIX, Record, read
 
-Run = list[Record]  # the records of one run of a matrix
+RunRecords = list[Record]  # the records of one run of a matrix
 
 KEEP_RUNS = 5
 
@@ -39,9 +39,9 @@ def _stored_runs(machine_dir: Path) -> list[Path]:
     return legacy + runs
 
 
-def load_baseline(baselines: Path, machines: list[str | None]) -> list[Run]:
+def load_baseline(baselines: Path, machines: list[str | None]) -> list[RunRecords]:
     """The stored baseline runs of each machine NEW ran on."""
-    out: list[Run] = []
+    out: list[RunRecords] = []
     for m in machines:
         if not m:
             raise UsageError("NEW records carry no machine fingerprint (environment.machine); give BASE explicitly")
@@ -54,7 +54,7 @@ def load_baseline(baselines: Path, machines: list[str | None]) -> list[Run]:
     return out
 
 
-def store_baseline(runs: list[Run], baselines: Path, add: bool = False,
+def store_baseline(runs: list[RunRecords], baselines: Path, add: bool = False,
                    keep: int = KEEP_RUNS) -> dict[str, tuple[Path, int, int, int]]:
     """File each run under its machine: replace that machine's baseline, or with `add` append to it and keep
     the newest `keep` runs (a rolling baseline spans more of the machine's drift than runs taken back to back).
@@ -62,9 +62,9 @@ def store_baseline(runs: list[Run], baselines: Path, add: bool = False,
     not ok in the newest run (those gate nothing)."""
     if keep < 1:
         raise UsageError(f"--keep must be at least 1, got {keep}")
-    by_machine: dict[str, list[Run]] = {}
+    by_machine: dict[str, list[RunRecords]] = {}
     for run in runs:
-        per: dict[str, Run] = {}
+        per: dict[str, RunRecords] = {}
         for (machine, _), r in latest(run).items():
             if not machine:
                 raise UsageError("records carry no machine fingerprint (environment.machine): cannot file a "

@@ -48,7 +48,7 @@ def _failure(exc: BaseException) -> dict:
 
 def run_cells(spec: dict, out_dir: Path) -> int:
     """Run spec["cells"] (same backbone, runtime, precision, sparsity, device and artifact) on one adapter."""
-    from adapters.base import Options, Variant
+    from adapters.base import Numerics, Options
     from bench.artifacts import Artifact
     from bench.cell import Cell
     from bench.errors import CellError, CellSkipped, UsageError
@@ -61,7 +61,7 @@ def run_cells(spec: dict, out_dir: Path) -> int:
     try:
         try:
             adapter = get_runtime(first.runtime).load_adapter_class()()
-            adapter.load(Artifact.from_summary(spec["artifact"]), Variant(first.precision, first.sparsity),
+            adapter.load(Artifact.from_summary(spec["artifact"]), Numerics(first.precision, first.sparsity),
                          first.device, Options(threads=spec["settings"]["threads"]))
         except Exception as exc:  # the same for every cell of the variant: each gets the reason, no retry
             fields = _failure(exc) | {"started": started, "finished": now()}

@@ -23,12 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.plan import Cell  # noqa: E402
-from bench.records import RECORDS_FILE, Record  # noqa: E402
-from tests.synthetic import (  # noqa: E402
+from bench.cell import Cell
+from bench.records import RECORDS_FILE, Record
+from bench.synthetic import (
     BACKBONES,
     PRECISIONS,
     RUNTIMES,
@@ -40,6 +37,7 @@ from tests.synthetic import (  # noqa: E402
     timed,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 TARGET_COMPARE_S, TARGET_REPORT_S = 5.0, 10.0
 
 

@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 FORMS = {
     "harness": {"per_channel": True, "reduce_range": True, "exclude_ffn_out": True},
@@ -72,7 +70,7 @@ def main() -> int:
     from scipy import stats
 
     from bench import exports, recipes
-    from bench.artifacts import ensure
+    from bench.artifacts import artifact_for
     from bench.catalogue import get_backbone
     from bench.environment import apply_offline_env, cpu_info, machine_fingerprint
     from bench.tokenizer import Tokenizer
@@ -85,8 +83,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("results/benchmarks"))
     args = ap.parse_args()
     apply_offline_env()
-    art = ensure(get_backbone(args.backbone))
-    fp32 = exports.ensure(art, "onnx-fp32")
+    art = artifact_for(get_backbone(args.backbone))
+    fp32 = exports.ready_file(art, "onnx-fp32")
     tok = Tokenizer.from_dir(art.path, vocab_size=art.vocab_size or None)
     work = Path(".cache") / "ds-int8-forms" / art.content_hash[:12]
     work.mkdir(parents=True, exist_ok=True)

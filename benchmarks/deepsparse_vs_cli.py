@@ -27,10 +27,9 @@ from pathlib import Path
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import exports
-from bench.artifacts import ensure
+from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.errors import UsageError
 from bench.plan import plan_from_dict
@@ -101,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         variants = [tuple(v.split(":")) for v in args.variants.split(",")]
         if any(len(v) != 3 for v in variants):
             raise UsageError(f"--variants: each must be runtime:precision:sparsity, got {args.variants!r}")
-        base = ensure(get_backbone(args.backbone))
+        base = artifact_for(get_backbone(args.backbone))
         rows = []
         with tempfile.TemporaryDirectory(prefix="ds-vs-cli-") as tmp:
             for runtime, precision, sparsity in variants:
                 form = get_runtime(runtime).form(precision)
                 if form is None:
                     raise UsageError(f"{runtime} has no ONNX form for precision {precision!r}")
-                model = exports.ensure(for_sparsity(base, sparsity), form)
+                model = exports.ready_file(for_sparsity(base, sparsity), form)
                 engine = "deepsparse" if runtime == "deepsparse" else "onnxruntime"
                 print(f"{runtime} {precision} {sparsity}: {model}", flush=True)
                 harness = harness_median(args.backbone, runtime, precision, sparsity, args.seq_len, threads,

@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.cell import Cell
 from bench.environment import describe
-from bench.gate import REGRESSION, compare
+from bench.gate.change import REGRESSION
+from bench.gate.judge import compare
 from bench.records import Record
 from bench.stats import summarize
 from bench.timing import Budget, measure

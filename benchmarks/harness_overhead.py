@@ -13,9 +13,9 @@ import time
 import numpy as np
 import torch
 
-from adapters.base import Options, Variant
+from adapters.base import Numerics, Options
 from adapters.torch_hf.adapter import TorchHFAdapter
-from bench.artifacts import ensure
+from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.cell import Cell
 from bench.environment import apply_offline_env, describe
@@ -36,7 +36,7 @@ def main() -> None:
     apply_offline_env()
     threads = default_threads()
     adapter = TorchHFAdapter()
-    adapter.load(ensure(get_backbone(args.backbone)), Variant(), "cpu", Options(threads=threads))
+    adapter.load(artifact_for(get_backbone(args.backbone)), Numerics(), "cpu", Options(threads=threads))
     cell = Cell(args.backbone, "torch", "fp32", "dense", "cpu", "latency", 1, args.seq_len)
     budget = Budget(0, 0.0, args.block, 0.0, 60.0)
     inputs = adapter.encode([filled_text()], max_length=args.seq_len).native

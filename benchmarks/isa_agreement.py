@@ -18,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 LEVELS = {  # name -> environment; what each honours on this machine is checked and recorded by the child
     "native": {},
     "avx512-no-vnni-bf16": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
@@ -46,15 +44,15 @@ def child(out: Path) -> None:
 
     from adapters.build.onnx_export import _KeywordWrapper, _load_torch, _tokenizer, ort_run
     from bench import agreement, exports
-    from bench.artifacts import ensure
+    from bench.artifacts import artifact_for
     from bench.catalogue import get_backbone
     from bench.pruning import for_sparsity
 
     torch.set_num_threads(2)
     rows = []
     for backbone, sparsity in ARTIFACTS:
-        art = for_sparsity(ensure(get_backbone(backbone)), sparsity)
-        onnx = exports.ensure(art, "onnx-fp32")
+        art = for_sparsity(artifact_for(get_backbone(backbone)), sparsity)
+        onnx = exports.ready_file(art, "onnx-fp32")
         model = _load_torch(art)
         import inspect
 

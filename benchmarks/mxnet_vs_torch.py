@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("BENCH_CACHE", str(ROOT / ".cache" / "backbone-bench"))
 os.environ.setdefault("MXNET_HOME", str(ROOT / ".cache" / "mxnet"))
 
-from adapters.base import Options, Variant  # noqa: E402
-from bench.artifacts import ensure  # noqa: E402
+from adapters.base import Numerics, Options  # noqa: E402
+from bench.artifacts import artifact_for  # noqa: E402
 from bench.catalogue import get_backbone  # noqa: E402
 from bench.environment import apply_offline_env, cpu_info  # noqa: E402
 from bench.runtimes import get_runtime  # noqa: E402
@@ -37,9 +36,9 @@ from bench.tokenizer import filled_text  # noqa: E402
 
 
 def load(runtime: str, precision: str, backbone: str, threads: int):
-    artifact = ensure(get_backbone(backbone))
+    artifact = artifact_for(get_backbone(backbone))
     adapter = get_runtime(runtime).load_adapter_class()()
-    adapter.load(artifact, Variant(precision), "cpu", Options(threads=threads))
+    adapter.load(artifact, Numerics(precision), "cpu", Options(threads=threads))
     return adapter
 
 

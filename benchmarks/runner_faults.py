@@ -3,14 +3,14 @@ injected into a fraction of them; counts lost records and measures per-cell runn
 and polling; and, for the cell after each kill, a fresh worker's start — model load excluded).
 Targets: 0 lost records, overhead <= 1 s per cell.
 
-    python benchmarks/runner_faults.py [--cells 200] [--fault-every 10]
+    python -m benchmarks.runner_faults [--cells 200] [--fault-every 10]   (from the repository root: the fault
+    adapter is a test plugin, loaded by name through BENCH_PLUGINS)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +25,6 @@ def main() -> None:
     args = ap.parse_args()
     os.environ |= {"BENCH_PLUGINS": "tests.fault_adapter", "FAULT_SEQ_MOD": str(args.fault_every),
                    "PYTHONPATH": str(REPO)}
-    sys.path.insert(0, str(REPO))
     import numpy as np
     from safetensors.numpy import save_file
 

@@ -1,4 +1,4 @@
-"""Sparse-transfer recipe search on a held-out slice of TRAIN, never dev (no model selection on the split that is scored).
+"""Sparse-transfer recipe search on a held-out slice of TRAIN, never dev (no model selection on what is scored).
 
 The task's train split is cut once (10%, seed 0) into train' and a hold-out; every candidate trains on train'
 and is scored on the hold-out, so dev stays untouched until the chosen recipe goes into
@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("BENCH_CACHE", str(ROOT / ".cache" / "backbone-bench"))
 os.environ.setdefault("BENCH_GLUE_DIR", str(ROOT.parent / "shared" / "glue"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,7 +48,7 @@ from adapters.build.torch_finetune import (  # noqa: E402
     seed_everything,
     task_loss,
 )
-from bench.artifacts import TOKENIZER_FILES, ensure  # noqa: E402
+from bench.artifacts import TOKENIZER_FILES, artifact_for  # noqa: E402
 from bench.catalogue import get_backbone  # noqa: E402
 from bench.glue import data, metrics  # noqa: E402
 from bench.glue.batching import eval_batches, train_batches  # noqa: E402
@@ -62,7 +61,7 @@ CORPUS_TASKS = ("sst2", "cola", "mrpc", "stsb", "rte")  # their TRAIN text feeds
 OUT = Path(os.environ.get("RECIPE_OUT", "/tmp/sparse-recipe-search"))
 
 torch.set_num_threads(2)
-base = ensure(get_backbone("minilm-l6-h384"))
+base = artifact_for(get_backbone("minilm-l6-h384"))
 tok = Tokenizer.from_dir(base.path, vocab_size=30522)
 
 
@@ -73,7 +72,7 @@ def inputs(enc, idx, lengths):
 
 def holdout(task, frac=0.1, seed=0):
     """(train' rows, hold-out rows, the train split): a fixed cut of TRAIN."""
-    data.ensure_task(task)
+    data.task_manifest(task)
     train = data.load_split(task, "train")
     perm = np.random.default_rng(seed).permutation(len(train))
     n = round(frac * len(train))
@@ -161,7 +160,7 @@ def corpus_texts(exclude_rows=None):
     a_list, b_list = [], []
     for name in CORPUS_TASKS:
         task = get_task(name)
-        data.ensure_task(task)
+        data.task_manifest(task)
         train = data.load_split(task, "train")
         skip = set(exclude_rows[name].tolist()) if exclude_rows and name in exclude_rows else set()
         for i in range(len(train)):

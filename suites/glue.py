@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bench import exports
-from bench.artifacts import ensure
+from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.errors import CellError, CellSkipped, UsageError
 from bench.glue import data, evalcache, finetune, metrics
@@ -95,7 +95,7 @@ class Glue(Suite):
 
 
 def _artifact(cell, seed: int, threads: int, train: bool) -> Ready:
-    base = ensure(get_backbone(cell.backbone), seed)
+    base = artifact_for(get_backbone(cell.backbone), seed)
     if not cell.task:
         return Ready(base, "glue cell without a task", "failed")
     task = get_task(cell.task)

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.environment import apply_offline_env
+
+apply_offline_env()  # before any test imports a framework: offline, telemetry off, as the harness runs
+
 HAS_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("transformers") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs the torch extra (torch + transformers)")
 

@@ -137,7 +137,7 @@ def test_progress_lines_show_record_text_literally():
     from rich.console import Console
 
     from bench.cell import Cell
-    from bench.cli import _result_line
+    from bench.cli.run import _result_line
     from bench.records import Record
 
     cell = Cell("[bold]x", "torch", "fp32", "pruned80", "cpu", "glue", task="rte")

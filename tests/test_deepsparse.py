@@ -10,7 +10,7 @@ import pytest
 
 from bench import exports
 from bench.agreement import Agreement
-from bench.artifacts import ensure
+from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.plan import Cell, plan_from_dict
 from bench.pruning import for_sparsity
@@ -30,18 +30,18 @@ def toy(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ds")
     with pytest.MonkeyPatch.context() as mp:  # module scope runs before conftest's per-test cache isolation
         mp.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        base = ensure(get_backbone(str(make_toy_dir(tmp / "toy"))))
+        base = artifact_for(get_backbone(str(make_toy_dir(tmp / "toy"))))
         for sparsity in ("dense", "pruned90"):
             install_toy_exports(for_sparsity(base, sparsity), tmp / sparsity, FORMS)
     return base
 
 
 def load(artifact, precision="fp32", threads=1):
-    from adapters.base import Options, Variant
+    from adapters.base import Numerics, Options
     from adapters.deepsparse_runtime import DeepSparseAdapter
 
     adapter = DeepSparseAdapter()
-    adapter.load(artifact, Variant(precision), "cpu", Options(threads=threads))
+    adapter.load(artifact, Numerics(precision), "cpu", Options(threads=threads))
     return adapter
 
 

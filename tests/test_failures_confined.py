@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 
 from bench import exports
-from bench.artifacts import ensure, sha256_file
+from bench.artifacts import artifact_for, sha256_file
 from bench.catalogue import get_backbone
 from bench.cli import main
 from bench.plan import plan_from_dict
@@ -57,7 +57,7 @@ def test_a_build_that_crashes_fails_its_cells_and_leaves_the_reason_for_other_en
         tmp_path, tiny_model_dir, monkeypatch):
     from adapters.build import onnx_export
 
-    base = ensure(get_backbone(str(tiny_model_dir)))
+    base = artifact_for(get_backbone(str(tiny_model_dir)))
     pruned = for_sparsity(base, "pruned90")
     real_build = onnx_export.build
 
@@ -82,16 +82,16 @@ def test_a_build_that_crashes_fails_its_cells_and_leaves_the_reason_for_other_en
 def test_a_missing_export_where_it_cannot_be_built_fails_its_cells_naming_the_torch_environment(
         tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setattr(exports, "missing_build_modules", lambda form: ["torch", "transformers"])
-    pruned = for_sparsity(ensure(get_backbone(str(tiny_model_dir))), "pruned80")
+    pruned = for_sparsity(artifact_for(get_backbone(str(tiny_model_dir))), "pruned80")
     why = exports.resolve(pruned, "onnx-int8-static", plan_for(tiny_model_dir).criterion)
     assert "lacks torch, transformers" in why and "bench(family='torch')" in why
 
 
 def test_a_corrupt_cached_export_is_rebuilt_where_it_can_be_and_fails_its_cells_elsewhere(
         tmp_path, tiny_model_dir, monkeypatch):
-    base = ensure(get_backbone(str(tiny_model_dir)))
+    base = artifact_for(get_backbone(str(tiny_model_dir)))
     criterion = plan_for(tiny_model_dir).criterion
-    path = exports.ensure(base, "onnx-fp32")
+    path = exports.ready_file(base, "onnx-fp32")
     good = sha256_file(path)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, other bytes: only the hash can tell
@@ -107,12 +107,12 @@ def test_a_corrupt_cached_export_is_rebuilt_where_it_can_be_and_fails_its_cells_
 
 
 def test_a_corrupt_cached_artifact_is_rebuilt_with_the_same_content():
-    art = ensure(get_backbone("bert-tiny"))
+    art = artifact_for(get_backbone("bert-tiny"))
     weights = art.path / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    again = ensure(get_backbone("bert-tiny"))
+    again = artifact_for(get_backbone("bert-tiny"))
     assert again.content_hash == art.content_hash == sha256_file(again.path / "model.safetensors")
 
 

@@ -27,7 +27,7 @@ from bench.gate.judge import compare
 from bench.gate.render import markdown
 from bench.gate.rules import Rules, Thresholds, load_rules
 from bench.stats import min_p_value
-from tests.synthetic import glue, lognormal, result_set, timed
+from bench.synthetic import glue, lognormal, result_set, timed
 
 LAT = Cell("minilm-l6-h384", "torch", "fp32", "dense", "cpu", "latency", 1, 128)
 TPUT = replace(LAT, suite="throughput", batch=32)

@@ -7,7 +7,7 @@ import pytest
 
 from bench.cli import main
 from bench.records import RECORDS_FILE
-from tests.synthetic import result_set
+from bench.synthetic import result_set
 
 
 def write(directory, records):
@@ -144,7 +144,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, runs, tmp_path, case, message)
     elif case == "other-machine":
         write(new, result_set(seed=2, machine="elsewhere"))
     elif case == "params-only":
-        from tests.synthetic import params
+        from bench.synthetic import params
         base = write(tmp_path / "pbase", [params(r.cell) for r in result_set(seed=1)[:1]])
         write(new, [params(r.cell) for r in result_set(seed=1)[:1]])
     elif case == "one-path":

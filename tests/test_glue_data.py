@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli.data import add_parsers as add_data_parser
+from bench.cli.data import cmd_data
 from bench.errors import UsageError
 from bench.glue import data, download, tasks
-from bench.glue.cli import add_data_parser, cmd_data
 from bench.glue.tasks import Download, KnownFile, get_task, parse_tasks
 from tests.glue_fixtures import known_table, write_glue
 
@@ -154,8 +155,8 @@ def test_a_dev_only_task_imports_without_train_and_says_so(cache, tmp_path):
 
 def test_the_runner_default_imports_from_bench_glue_dir(cache, glue, monkeypatch):
     _use_fixture_table(monkeypatch, glue)
-    assert data.ensure_task(get_task("rte"), env={}) is None
-    assert data.ensure_task(get_task("rte"), env={data.GLUE_DIR_ENV: str(glue)})["splits"]["dev"]["rows"] == 16
+    assert data.task_manifest(get_task("rte"), env={}) is None
+    assert data.task_manifest(get_task("rte"), env={data.GLUE_DIR_ENV: str(glue)})["splits"]["dev"]["rows"] == 16
 
 
 def test_cli_data_glue_from_dir(cache, glue, monkeypatch, capsys):

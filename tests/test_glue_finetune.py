@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.torch, pytest.mark.skipif(not HAS_TORCH, reason="needs
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A tiny model, a tiny RTE copy imported into a module cache, and the base artifact."""
-    from bench.artifacts import ensure
+    from bench.artifacts import artifact_for
     from bench.catalogue import get_backbone
 
     root = tmp_path_factory.mktemp("glue-ft")
@@ -31,7 +31,7 @@ def env(tmp_path_factory):
     glue = write_glue(root / "glue")
     data.import_dir(glue, parse_tasks("rte"), known=known_table(glue))
     model = make_tiny_model(root / "tiny")
-    yield {"root": root, "glue": glue, "base": ensure(get_backbone(str(model))), "mp": mp}
+    yield {"root": root, "glue": glue, "base": artifact_for(get_backbone(str(model))), "mp": mp}
     mp.undo()
 
 
@@ -54,13 +54,13 @@ def in_process(monkeypatch):
 
 
 def _evaluate(artifact, precision="fp32") -> dict:
-    from adapters.base import Options, Variant
+    from adapters.base import Numerics, Options
     from adapters.torch_hf.adapter import TorchHFAdapter
     from bench.cell import Cell
     from suites import glue
 
     adapter = TorchHFAdapter()
-    adapter.load(artifact, Variant(precision), "cpu", Options(threads=1))
+    adapter.load(artifact, Numerics(precision), "cpu", Options(threads=1))
     try:
         cell = Cell(artifact.backbone, "torch", precision, "dense", "cpu", "glue", task="rte")
         return glue.SUITE.run(adapter, cell, glue.GlueSettings(batch_size=8, max_length=64)).metrics

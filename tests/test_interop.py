@@ -12,7 +12,7 @@ import pytest
 from bench.errors import UsageError
 from bench.pytest_benchmark import to_pytest_benchmark, write_pytest_benchmark
 from bench.stats import pytest_benchmark_stats
-from tests.synthetic import params, result_set
+from bench.synthetic import params, result_set
 
 HAS_PYTEST_BENCHMARK = importlib.util.find_spec("pytest_benchmark") is not None
 needs_pytest_benchmark = pytest.mark.skipif(not HAS_PYTEST_BENCHMARK,

@@ -14,7 +14,7 @@ from bench.records import RECORDS_FILE
 from bench.report import NO_ACCURACY, board, frame, recommendations, write_leaderboard
 from bench.report.plot import plot
 from bench.stats import pareto_front
-from tests.synthetic import glue, lognormal, params, timed
+from bench.synthetic import glue, lognormal, params, timed
 
 EVIL = "<script>window.__xss = 1</script>"
 
@@ -156,7 +156,7 @@ def test_plot_says_when_no_accuracy_exists(tmp_path):
 @pytest.mark.parametrize("case", ["params-only", "failed-only", "glue-only", "no-environment", "one-failure"])
 def test_thin_or_odd_result_sets_still_give_a_leaderboard(tmp_path, case):
     from bench.records import Record
-    from tests.synthetic import result_set
+    from bench.synthetic import result_set
 
     cell = Cell("b", "torch", "fp32", "dense", "cpu", "latency", 1, 128)
     recs = {

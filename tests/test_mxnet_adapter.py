@@ -14,7 +14,7 @@ import pytest
 
 from bench import exports, recipes
 from bench.agreement import Agreement
-from bench.artifacts import Artifact, ensure
+from bench.artifacts import Artifact, artifact_for
 from bench.catalogue import get_backbone
 from bench.errors import CellError, CellSkipped
 from bench.plan import Cell, plan_from_dict
@@ -30,7 +30,7 @@ PROJECT_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "backbone-be
 
 
 def _artifact(directory: Path, num_labels: int | None = None) -> Artifact:
-    art = ensure(get_backbone(str(make_tiny_bert_dir(directory, num_labels=num_labels))))
+    art = artifact_for(get_backbone(str(make_tiny_bert_dir(directory, num_labels=num_labels))))
     if num_labels is not None:
         art = dataclasses.replace(art, task="toy", num_labels=num_labels)
     tok = Tokenizer.from_dir(art.path, vocab_size=art.vocab_size or None)
@@ -52,11 +52,11 @@ def toys(tmp_path_factory):
 
 
 def load(artifact, precision="fp32", runtime="mxnet", device="cpu"):
-    from adapters.base import Options, Variant
+    from adapters.base import Numerics, Options
     from bench.runtimes import get_runtime
 
     adapter = get_runtime(runtime).load_adapter_class()()
-    adapter.load(artifact, Variant(precision), device, Options(threads=1))
+    adapter.load(artifact, Numerics(precision), device, Options(threads=1))
     return adapter
 
 
@@ -177,7 +177,7 @@ def test_a_non_bert_backbone_fails_its_cell_with_the_reason(tmp_path):
     config = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps(config | {"model_type": "distilbert"}))
     with pytest.raises(CellError, match="supports model_type 'bert' only"):
-        load(ensure(get_backbone(str(path))))
+        load(artifact_for(get_backbone(str(path))))
 
 
 def test_cuda_is_skipped_with_the_reason_on_a_cpu_build(toys):

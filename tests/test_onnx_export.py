@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench import exports, recipes
-from bench.artifacts import ensure
+from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.errors import CellError, UsageError
 from bench.pruning import for_sparsity
@@ -19,7 +19,7 @@ pytestmark = [needs_torch, pytest.mark.skipif(not HAS_ORT, reason="needs onnx an
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
-    return ensure(get_backbone(str(tiny_model_dir)))
+    return artifact_for(get_backbone(str(tiny_model_dir)))
 
 
 def test_fp32_export_matches_torch_and_has_dynamic_axes(tiny):
@@ -28,7 +28,7 @@ def test_fp32_export_matches_torch_and_has_dynamic_axes(tiny):
     from adapters.build.onnx_export import ort_run
     from bench.tokenizer import Tokenizer
 
-    path = exports.ensure(tiny, "onnx-fp32")
+    path = exports.ready_file(tiny, "onnx-fp32")
     meta = exports.read_sidecar(path)
     assert meta["max_abs_diff_vs_torch"] <= 1e-4 and meta["opset"] == 14 and meta["ir_version"] <= 9
     assert meta["content_hash"] == tiny.content_hash and path.stat().st_size == meta["size"]
@@ -41,12 +41,12 @@ def test_fp32_export_matches_torch_and_has_dynamic_axes(tiny):
         assert out.shape == (len(texts), length, 32)
     # cached: a second call neither rebuilds nor rewrites
     mtime = path.stat().st_mtime_ns
-    assert exports.ensure(tiny, "onnx-fp32") == path and path.stat().st_mtime_ns == mtime
+    assert exports.ready_file(tiny, "onnx-fp32") == path and path.stat().st_mtime_ns == mtime
 
 
 def test_exports_are_keyed_by_content_hash(tiny):
     pruned = for_sparsity(tiny, "pruned80")
-    a, b = exports.ensure(tiny, "onnx-fp32"), exports.ensure(pruned, "onnx-fp32")
+    a, b = exports.ready_file(tiny, "onnx-fp32"), exports.ready_file(pruned, "onnx-fp32")
     assert a != b and exports.read_sidecar(b)["sparsity"] == 0.8
     assert exports.derived_dir(pruned) == pruned.path  # cache-built artifacts hold their own exports
     assert exports.derived_dir(tiny) != tiny.path  # a user's model directory is never written to
@@ -56,7 +56,7 @@ def test_exports_are_keyed_by_content_hash(tiny):
 def test_quantized_forms_are_built_from_the_fp32_export(tiny, form):
     import onnx
 
-    path = exports.ensure(tiny, form)
+    path = exports.ready_file(tiny, form)
     meta = exports.read_sidecar(path)
     assert meta["ir_version"] <= 9 and meta["opset"] == 14
     assert 0.9 < meta["probe_cosine_vs_fp32_onnx"] <= 1.0 + 1e-6
@@ -82,15 +82,15 @@ def test_missing_export_without_torch_names_the_torch_environment(tiny, monkeypa
     pruned = for_sparsity(tiny, "pruned90")
     monkeypatch.setattr(exports, "missing_build_modules", lambda form: ["torch", "transformers"])
     with pytest.raises(CellError, match="run .*bench\\(family='torch'\\).* first"):
-        exports.ensure(pruned, "onnx-int8-static")
+        exports.ready_file(pruned, "onnx-int8-static")
     with pytest.raises(CellError, match="lacks torch"):
-        exports.ensure(pruned, "reference")
+        exports.ready_file(pruned, "reference")
 
 
 def test_the_export_check_is_measured_and_stored_and_judged_by_the_plans_criterion(tiny):
     from bench.agreement import Agreement
 
-    check = exports.read_sidecar(exports.ensure(tiny, "onnx-fp32"))["check_vs_torch"]
+    check = exports.read_sidecar(exports.ready_file(tiny, "onnx-fp32"))["check_vs_torch"]
     # the worst of the two checked shapes, each diff scaled by its own reference
     assert 0 < check["scaled_max_diff"] <= check["max_abs_diff"] / check["ref_max_abs"] < 1e-4
     assert exports.resolve(tiny, "onnx-fp32", Agreement()) is None

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.base import Options, Variant
+from adapters.base import Numerics, Options
 from bench import exports, recipes
 from bench.agreement import Agreement
-from bench.artifacts import ensure
+from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.errors import CellSkipped
 from bench.plan import Cell, plan_from_dict
@@ -29,7 +29,7 @@ def load(artifact, precision="fp32", device="cpu"):
     from adapters.ort_runtime import OrtAdapter
 
     adapter = OrtAdapter()
-    adapter.load(artifact, Variant(precision, "dense"), device, Options(threads=1))
+    adapter.load(artifact, Numerics(precision, "dense"), device, Options(threads=1))
     return adapter
 
 
@@ -42,7 +42,7 @@ def parity(adapter, precision="fp32"):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
-    return ensure(get_backbone(str(tiny_model_dir)))
+    return artifact_for(get_backbone(str(tiny_model_dir)))
 
 
 @needs_torch
@@ -87,7 +87,7 @@ def test_cuda_without_the_cuda_provider_is_skipped_with_a_reason(tiny):
 
 def test_bad_onnx_files_fail_their_cells_with_the_reason_and_the_run_goes_on(tmp_path):
     """Truncated, corrupt, wrong inputs, unsupported opset: one clear reason each; good cells still run."""
-    base = ensure(get_backbone(str(make_toy_dir(tmp_path / "toy"))))
+    base = artifact_for(get_backbone(str(make_toy_dir(tmp_path / "toy"))))
     pruned = for_sparsity(base, "pruned90")
     install_toy_exports(base, tmp_path / "x", ("onnx-fp32",))
     install_toy_exports(pruned, tmp_path / "y", ("onnx-fp32", "onnx-int8-static"))

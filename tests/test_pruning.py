@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from bench.artifacts import Artifact, ensure
+from bench.artifacts import Artifact, artifact_for
 from bench.catalogue import get_backbone
 from bench.errors import UsageError
-from bench.pruning import DEFAULT_SCOPE, PruneScope, check_fraction, ensure_pruned, for_sparsity, magnitude_prune
+from bench.pruning import DEFAULT_SCOPE, PruneScope, check_fraction, for_sparsity, magnitude_prune, pruned_twin
 from tests.conftest import needs_torch
 from tests.onnx_toy import W1, W2, make_toy_dir
 
@@ -69,8 +69,8 @@ def test_pruning_nothing_in_scope_is_a_usage_error():
 
 
 def test_pruned_artifact_is_a_new_canonical_directory(tmp_path):
-    base = ensure(get_backbone(str(make_toy_dir(tmp_path / "toy"))))
-    pruned = ensure_pruned(base, 0.9)
+    base = artifact_for(get_backbone(str(make_toy_dir(tmp_path / "toy"))))
+    pruned = pruned_twin(base, 0.9)
     assert pruned.path != base.path and pruned.content_hash != base.content_hash
     assert pruned.sparsity == 0.9 and pruned.parent_hash == base.content_hash
     assert pruned.pretrained == base.pretrained and pruned.vocab_size == base.vocab_size
@@ -85,16 +85,16 @@ def test_pruned_artifact_is_a_new_canonical_directory(tmp_path):
         assert w[name].size - np.count_nonzero(w[name]) == round(0.9 * w[name].size)
     assert np.count_nonzero(w["embeddings.word_embeddings.weight"]) == w["embeddings.word_embeddings.weight"].size
     assert Artifact.load(pruned.path) == pruned
-    assert ensure_pruned(base, 0.9) == pruned  # cached, not rebuilt
+    assert pruned_twin(base, 0.9) == pruned  # cached, not rebuilt
     assert for_sparsity(base, "dense") == base and for_sparsity(base, "pruned90") == pruned
     with pytest.raises(UsageError, match="already pruned"):
-        ensure_pruned(pruned, 0.5)
+        pruned_twin(pruned, 0.5)
     with pytest.raises(UsageError, match=r"\[0, 1\)"):
-        ensure_pruned(base, 1.0)
+        pruned_twin(base, 1.0)
 
 
 def test_old_artifacts_without_sparsity_fields_still_load(tmp_path):
-    art = ensure(get_backbone(str(make_toy_dir(tmp_path / "toy"))))
+    art = artifact_for(get_backbone(str(make_toy_dir(tmp_path / "toy"))))
     meta = art.summary()
     meta.pop("path"), meta.pop("sparsity"), meta.pop("parent_hash")
     (tmp_path / "toy" / "meta.json").write_text(json.dumps(meta))
@@ -104,15 +104,15 @@ def test_old_artifacts_without_sparsity_fields_still_load(tmp_path):
 
 @needs_torch
 def test_params_suite_reports_the_requested_sparsity_and_torch_holds_the_zeros(tiny_model_dir):
-    from adapters.base import Options, Variant
+    from adapters.base import Numerics, Options
     from adapters.torch_hf.adapter import TorchHFAdapter
     from bench.cell import Cell
     from suites import params
 
-    base = ensure(get_backbone(str(tiny_model_dir)))
+    base = artifact_for(get_backbone(str(tiny_model_dir)))
     for name, target in (("dense", 0.0), ("pruned80", 0.8), ("pruned90", 0.9)):
         adapter = TorchHFAdapter()
-        adapter.load(for_sparsity(base, name), Variant("fp32", name), "cpu", Options(threads=1))
+        adapter.load(for_sparsity(base, name), Numerics("fp32", name), "cpu", Options(threads=1))
         cell = Cell(str(tiny_model_dir), "torch", "fp32", name, "cpu", "params")
         m = params.SUITE.run(adapter, cell, None).metrics
         assert m["target_sparsity"] == target

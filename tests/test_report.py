@@ -10,7 +10,7 @@ import pandas as pd
 from bench import report
 from bench.cell import Cell
 from bench.records import Record
-from tests.synthetic import environment, glue, lognormal, params, timed
+from bench.synthetic import environment, glue, lognormal, params, timed
 
 MINILM = "minilm-l6-h384"
 

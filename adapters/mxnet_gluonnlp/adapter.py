@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import json
 import os
 import sys
@@ -29,12 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import BaseAdapter, Batch, Options, ParamCounts, Variant
+from adapters.base import BaseAdapter, Batch, Numerics, Options, ParamCounts
 from adapters.build.gluonnlp_convert import BertShape, ConversionError, convert, read_checkpoint
 from bench import exports, recipes
 from bench.artifacts import Artifact, cache_root
 from bench.errors import CellError, CellSkipped
-from bench.output import building
+from bench.files import building
+from bench.keys import digest
 from bench.tokenizer import Encoded
 
 CALIB_MODE = "naive"  # min/max of the fp32 activations; 'entropy' needs scipy and is slower, 'none' crashes
@@ -103,7 +103,7 @@ class MXNetAdapter(BaseAdapter):
         self.net: Any = None
         self.ctx: Any = None
         self.shape: BertShape | None = None
-        self._variant = Variant()
+        self._numerics = Numerics()
         self._threads = 1
         self._ignored: tuple[str, ...] = ()
         self._calibration: Calibration | None = None
@@ -113,13 +113,13 @@ class MXNetAdapter(BaseAdapter):
         self._backend: str | None = None
 
     # -- load ------------------------------------------------------------------------------------------------
-    def load(self, artifact: Artifact, variant: Variant, device: str, options: Options) -> None:
+    def load(self, artifact: Artifact, variant: Numerics, device: str, options: Options) -> None:
         self.mx = _import_mxnet(options.threads)
         if variant.precision not in PRECISIONS.get(device, ()):
             raise CellError(f"mxnet: precision {variant.precision!r} on {device} is not supported "
                             f"(supports {PRECISIONS})")
         self.ctx = self._context(device)
-        self._variant, self._threads = variant, options.threads
+        self._numerics, self._threads = variant, options.threads
         self._load_tokenizer(artifact)
         self.shape = BertShape.from_config(artifact.config, num_labels=_num_labels(artifact))
         if self.deploy:
@@ -144,9 +144,9 @@ class MXNetAdapter(BaseAdapter):
 
     def _recipe(self) -> dict:
         """Everything that changes the bytes of a deployment export (its cache key)."""
-        recipe = {"precision": self._variant.precision, "mxnet": self.mx.__version__, "version": DEPLOY_VERSION,
+        recipe = {"precision": self._numerics.precision, "mxnet": self.mx.__version__, "version": DEPLOY_VERSION,
                   "fp32_backend": FP32_BACKEND}
-        if self._variant.precision == "int8-static":
+        if self._numerics.precision == "int8-static":
             recipe |= {"quantize": QUANTIZE, "calib_mode": CALIB_MODE, "calib_seq_len": self._calib_seq_len(),
                        "calib_texts": recipes.calibration_texts()}
             if getattr(self.artifact, "task", None):
@@ -169,14 +169,14 @@ class MXNetAdapter(BaseAdapter):
         self._ignored = converted.ignored
         net = blocks.build(self.shape)
         blocks.assign(net, converted, self.ctx)
-        if self._variant.precision == "fp16":
+        if self._numerics.precision == "fp16":
             net.cast("float16")
             self._input_dtype = "float16"
-        fp32_cpu = self._variant.precision == "fp32" and self.ctx == mx.cpu()
+        fp32_cpu = self._numerics.precision == "fp32" and self.ctx == mx.cpu()
         self._backend = FP32_BACKEND if fp32_cpu else None  # quantization starts from the plain graph
         self._hybridize(net, backend=self._backend)
         self._warm(net)
-        if self._variant.precision == "int8-static":
+        if self._numerics.precision == "int8-static":
             net = self._quantize(net)
             self._hybridize(net)
             self._warm(net)
@@ -260,9 +260,9 @@ class MXNetAdapter(BaseAdapter):
         except Exception as exc:
             raise CellError(f"{directory}: mxnet cannot import the deployment files: {type(exc).__name__}: "
                             f"{exc}; delete the directory to rebuild it") from exc
-        if self._variant.precision == "fp16":
+        if self._numerics.precision == "fp16":
             self._input_dtype = "float16"
-        if self._variant.precision == "fp32" and self.ctx == mx.cpu():
+        if self._numerics.precision == "fp32" and self.ctx == mx.cpu():
             self._backend = meta["recipe"].get("fp32_backend")  # the exported graph is already partitioned
         self._hybridize(net)
         self._warm(net)
@@ -299,7 +299,7 @@ class MXNetAdapter(BaseAdapter):
         """Parameters as this runtime holds them. Quantized graphs keep FullyConnected weights in float32 and
         oneDNN quantizes them internally, so bytes stay float32; deployment graphs have no trainer: trainable 0."""
         total = trainable = nonzero = nbytes = 0
-        graph = self.deploy or self._variant.precision == "int8-static"
+        graph = self.deploy or self._numerics.precision == "int8-static"
         for param in self.net.collect_params().values():
             array = param.data(self.ctx).asnumpy()
             total += array.size
@@ -348,7 +348,7 @@ class MXNetDeployAdapter(MXNetAdapter):
 
 
 def deploy_dir(artifact: Artifact, precision: str, recipe: dict) -> Path:
-    key = hashlib.sha256(json.dumps([artifact.content_hash, recipe], sort_keys=True).encode()).hexdigest()[:12]
+    key = digest([artifact.content_hash, recipe], 12)
     return exports.derived_dir(artifact) / "mxnet" / f"{precision}-{key}"
 
 

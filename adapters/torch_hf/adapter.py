@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModel, AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from adapters.base import BaseAdapter, Batch, Options, ParamCounts, Variant
+from adapters.base import BaseAdapter, Batch, Numerics, Options, ParamCounts
 from bench.artifacts import Artifact
 from bench.environment import NATIVE_FLAGS, native_support
 from bench.errors import CellError, CellSkipped
@@ -30,9 +30,9 @@ class TorchHFAdapter(BaseAdapter):
         self.model: torch.nn.Module | None = None
         self.device = torch.device("cpu")
         self._inputs: tuple[str, ...] = ()
-        self._variant = Variant()
+        self._numerics = Numerics()
 
-    def load(self, artifact: Artifact, variant: Variant, device: str, options: Options) -> None:
+    def load(self, artifact: Artifact, variant: Numerics, device: str, options: Options) -> None:
         if device == "cuda" and not torch.cuda.is_available():
             raise CellSkipped("device cuda: torch.cuda.is_available() is False (no GPU, or a CPU-only torch)")
         if variant.precision == "int8" and device != "cpu":
@@ -44,7 +44,7 @@ class TorchHFAdapter(BaseAdapter):
         torch.set_num_threads(options.threads)
         self._load_tokenizer(artifact)
         self.device = torch.device(device)
-        self._variant = variant
+        self._numerics = variant
         cls = AutoModelForSequenceClassification if artifact.task else AutoModel  # fine-tuned: task head
         model = cls.from_pretrained(artifact.path, dtype=torch.float32, local_files_only=True,
                                     use_safetensors=True)
@@ -89,7 +89,7 @@ class TorchHFAdapter(BaseAdapter):
                 "threads": torch.get_num_threads(),
                 "interop_threads": torch.get_num_interop_threads(),
                 "attention": getattr(getattr(self.model, "config", None), "_attn_implementation", None)}
-        if self._variant.precision == "int8":
+        if self._numerics.precision == "int8":
             info["quantized_engine"] = torch.backends.quantized.engine
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)

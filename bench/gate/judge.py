@@ -51,7 +51,7 @@ from bench.gate.render import cell_label
 from bench.gate.rules import Rules, Thresholds
 from bench.records import Record
 from bench.stats import RunMedians, RunNoise, cv_percent, mann_whitney_p, min_p_value, points, pooled_run_noise
-from bench.store import Run, latest
+from bench.store import RunRecords, latest
 
 SAMPLE_KEYS = {LATENCY: "latency_s", THROUGHPUT: "batch_s"}
 
@@ -71,14 +71,14 @@ def _latest(records: Sequence[Record], with_machine: bool, side: str) -> dict[tu
     return {(None, cell): r for (_, cell), r in per_machine.items()}
 
 
-def as_runs(records: Sequence[Record] | Sequence[Sequence[Record]]) -> list[Run]:
+def as_runs(records: Sequence[Record] | Sequence[Sequence[Record]]) -> list[RunRecords]:
     """One run (a list of records) or several (a list of such lists) → a list of runs."""
     if records and isinstance(records[0], Record):
         return [list(records)]
     return [list(run) for run in records if run]
 
 
-def _by_cell(runs: list[Run], with_machine: bool, side: str) -> dict[tuple, list[Record]]:
+def _by_cell(runs: list[RunRecords], with_machine: bool, side: str) -> dict[tuple, list[Record]]:
     """Each (machine, cell) → its latest record in every run that has it, oldest run first."""
     out: dict[tuple, list[Record]] = {}
     for run in runs:
@@ -91,7 +91,7 @@ def machines_of(records: Sequence[Record] | Sequence[Sequence[Record]]) -> list[
     return sorted({(r.environment or {}).get("machine") for run in as_runs(records) for r in run}, key=str)
 
 
-def _describe_machines(runs: list[Run]) -> str:
+def _describe_machines(runs: list[RunRecords]) -> str:
     seen: dict[str | None, str] = {}
     for r in (r for run in runs for r in run):
         env = r.environment or {}

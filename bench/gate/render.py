@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bench.cell import Cell
 from bench.gate.change import ACCURACY, LATENCY, VERDICT_ORDER, WITHIN, Change, Comparison
-from bench.output import markdown_text
+from bench.markdown import markdown_text
 
 SHOW_ALL_UP_TO = 40  # rows; larger comparisons print only the rows that are not "within threshold"
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from bench.artifacts import cache_root
 from bench.errors import UsageError
+from bench.files import replacing
 from bench.glue.tasks import KnownFile, Task, get_task
-from bench.output import replacing
 
 FORMAT_VERSION = 1  # bump when the stored columns change
 GLUE_DIR_ENV = "BENCH_GLUE_DIR"  # a GLUE-layout copy the runner may import from when the cache lacks a task
@@ -267,7 +267,7 @@ def available(task: Task, split: str) -> bool:
                 and (task_dir(task) / f"{split}.parquet").is_file())
 
 
-def ensure_task(task: Task, env: dict | None = None) -> dict | None:
+def task_manifest(task: Task, env: dict | None = None) -> dict | None:
     """The task's manifest, importing it from $BENCH_GLUE_DIR first when the cache lacks it and that
     directory holds it; None when neither has it."""
     if manifest(task) is None:

@@ -22,10 +22,10 @@ from bench import __version__, exports
 from bench.artifacts import Artifact, cache_root
 from bench.cell import Cell
 from bench.errors import CellError
+from bench.files import atomic_write
 from bench.glue import data
 from bench.glue.tasks import get_task
 from bench.keys import digest
-from bench.output import atomic_write
 from bench.runtimes import get_runtime
 
 EVAL_CACHE_VERSION = 2  # bump when the meaning of a cached entry changes

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
 from bench.errors import CellError, CellSkipped
+from bench.files import building
 from bench.glue import data
 from bench.glue.recipes import HParams, SparseRecipe, hparams_for, sparse_recipe_for
 from bench.glue.tasks import Task
 from bench.keys import digest
-from bench.output import building
 
 FINETUNE_VERSION = 1  # bump when training code changes the bytes it produces for the same recipe
 INPROCESS_ENV = "BENCH_FINETUNE_INPROCESS"
@@ -47,7 +47,7 @@ def glue_unavailable(base: Artifact, task: Task) -> str | None:
     if not base.pretrained:
         return (f"{base.backbone} has random weights (pretrained: false): it never gets an accuracy number "
                 "(speed and size only)")
-    m = data.ensure_task(task)
+    m = data.task_manifest(task)
     if m is None:
         return data.prepare_hint(task)
     if "train" not in m["splits"]:
@@ -68,7 +68,7 @@ def finetuned(base: Artifact, task: Task, seed: int, threads: int = 1, build: bo
               "train": data.split_hash(task, "train"), "version": FINETUNE_VERSION}
     final = _final_dir(base, task, "ft", recipe_key(recipe))
     spec = {"mode": "finetune", "base": str(base.path), "task": task.name, "hparams": asdict(hp), "seed": seed}
-    return _ensure(final, base, task, recipe, spec, threads, build, sparsity=0.0)
+    return _trained(final, base, task, recipe, spec, threads, build, sparsity=0.0)
 
 
 def sparse_transfer(base: Artifact, task: Task, target: float, seed: int, threads: int = 1, build: bool = True,
@@ -86,10 +86,10 @@ def sparse_transfer(base: Artifact, task: Task, target: float, seed: int, thread
     final = _final_dir(base, task, f"pruned{round(target * 100)}", recipe_key(key))
     spec = {"mode": "sparse", "base": str(base.path), "teacher": str(teacher.path), "task": task.name,
             "hparams": asdict(hp), "sparse": asdict(sp), "scope": asdict(DEFAULT_SCOPE), "seed": seed}
-    return _ensure(final, base, task, key, spec, threads, build, sparsity=target, parent=teacher)
+    return _trained(final, base, task, key, spec, threads, build, sparsity=target, parent=teacher)
 
 
-def _ensure(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, threads: int, build: bool,
+def _trained(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, threads: int, build: bool,
             sparsity: float, parent: Artifact | None = None) -> Artifact:
     if (final / "meta.json").is_file():
         return Artifact.load(final)

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from bench.environment import isa_summary
-from bench.output import atomic_write, markdown_text
+from bench.files import atomic_write
+from bench.markdown import markdown_text
 from bench.records import Record
 from bench.report.peaks import machine_peaks, peak_line
 from bench.report.plot import plot

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.gate import ACCURACY_METRICS
+from bench.gate.change import ACCURACY_METRICS
 from bench.report.rows import REFERENCE_NAME, ROW
 from bench.report.tables import comparison
 from bench.runtimes import is_reference

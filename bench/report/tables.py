@@ -15,7 +15,8 @@ import pandas as pd
 
 from bench import stats
 from bench.environment import isa_summary
-from bench.output import atomic_write, markdown_text
+from bench.files import atomic_write
+from bench.markdown import markdown_text
 from bench.records import Record
 from bench.report.glue_scores import GLUE_HELP, glue_columns, glue_scores
 from bench.report.peaks import machine_peaks, peak_line

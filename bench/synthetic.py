@@ -1,6 +1,6 @@
-"""Synthetic records that look like real ones: lognormal timing samples (CV 5-10%, a few slow outliers as a
-shared machine produces), the same metric keys the suites write, and an environment block with a machine id.
-Used by the gate/leaderboard/export tests and by benchmarks/ (no model is run)."""
+"""Synthetic records that look like real ones, for checking the gate, the report and the exports against a known
+truth without running a model: lognormal timing samples (CV 5-10%, a few slow outliers as a shared machine
+produces), the same metric keys the suites write, and an environment block with a machine id."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """`bench data glue`: prepare GLUE in the data cache, from a local GLUE-layout copy or the official download.
 
-bench/cli.py wires this in: `add_data_parser(subparsers)` adds the `data` command, `cmd_data(args)` runs it.
 Bad input raises UsageError (one line, exit 2).
 """
 
@@ -14,7 +13,7 @@ from bench.errors import UsageError
 DEFAULT_TASKS = "sst2,mrpc,cola,stsb,rte,qnli"
 
 
-def add_data_parser(subparsers) -> argparse.ArgumentParser:
+def add_parsers(subparsers) -> argparse.ArgumentParser:
     data = subparsers.add_parser("data", help="prepare datasets in the data cache (GLUE)",
                                  description="Prepare datasets in the data cache ($BENCH_CACHE/glue).")
     kinds = data.add_subparsers(dest="dataset", required=True, parser_class=type(data))
@@ -25,10 +24,12 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
         "sha256 against the known-good copy) and nothing is written unless the whole task is valid.")
     glue.add_argument("--tasks", default=DEFAULT_TASKS, help=f"comma list (default: {DEFAULT_TASKS})")
     glue.add_argument("--from", dest="source", type=Path, metavar="DIR",
-                      help="import a local GLUE-layout copy instead of downloading (a directory with one folder per task, as GLUE ships them)")
+                      help="import a local GLUE-layout copy (one folder per task, as GLUE ships them) instead of "
+                      "downloading")
     glue.add_argument("--no-verify", action="store_true",
                       help="accept files whose sha256 differs from the known-good copy (row counts and format "
                       "are still checked)")
+    data.set_defaults(handler=cmd_data)
     return data
 
 

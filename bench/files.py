@@ -1,8 +1,8 @@
-"""Small helpers every writer shares (kept free of pandas so `bench compare` starts fast)."""
+"""Writing results safely: output directories checked up front, files replaced atomically, directories built
+beside their final place and renamed in (kept free of pandas so `bench compare` starts fast)."""
 
 from __future__ import annotations
 
-import html
 import os
 import shutil
 from collections.abc import Iterator
@@ -73,9 +73,3 @@ def replacing(final: Path) -> Iterator[Path]:
             final.rename(old)
         tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def markdown_text(value) -> str:
-    """Record text made safe for a Markdown table cell: Markdown renders inline HTML (a backbone named
-    `<script>` must stay text) and `|` would split the cell."""
-    return html.escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")

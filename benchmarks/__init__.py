@@ -1,0 +1,1 @@
+"""Scripts behind the figures the README quotes (run from the repository root; not timed tests)."""
