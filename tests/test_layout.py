@@ -109,6 +109,14 @@ def test_no_source_module_is_longer_than_400_lines():
     assert long == {}
 
 
+def test_every_package_is_listed_in_pyproject():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {m for m, p in modules().items() if p.name == "__init__.py"}
+    assert found == listed
+
+
 if __name__ == "__main__":
     g = import_graph()
     print(f"{len(g)} modules, {sum(len(t) for t in g.values())} import edges, {len(circles(g))} circles")
