@@ -1,4 +1,5 @@
-"""Environments and entry points. `nox -s bench` runs the default matrix in each runtime environment into
+"""Environments and entry points. `nox -s bench` builds each runtime family's environment, then runs the default
+matrix from the torch one, every family's cells in its own interpreter and the timed ones interleaved, into
 runs/<machine>/default, then the report (exit 1 if any cell failed); `nox -s tests` runs the test suite;
 `nox -s tests_deepsparse` / `nox -s tests_mxnet` the DeepSparse / MXNet tests in that runtime's environment;
 `nox -s lint` runs ruff.
@@ -30,14 +31,17 @@ nox.options.default_venv_backend = "virtualenv"  # uv does not see the local tor
 # OFFLINE_ENV, applied by the CLI, the runner, every worker and the tests' conftest), so there is one list of them.
 CACHE_ENV = {"BENCH_CACHE": str(CACHE), "MXNET_HOME": str(ROOT / ".cache" / "mxnet")}
 
-# One environment per runtime family: their pins conflict (numpy < 2, numpy 1.23, onnx 1.14). Order
-# matters: `bench` runs them in this order, and the torch environment builds the artifacts, pruned twins,
-# ONNX exports and torch reference outputs that the later ones reuse from the shared cache.
+# One environment per runtime family: their pins conflict (numpy < 2, numpy 1.23, onnx 1.14). The torch environment
+# drives: it builds the artifacts, pruned twins, ONNX exports and torch reference outputs, and runs every runtime's
+# cells, those of the other families in workers started with their environment's interpreter (`bench run
+# --python`), so the timed cells of all families are measured in the same interleaved rounds. It comes last, once
+# the others exist.
 RUNTIME_ENVS = {
-    "torch": {"runtimes": "torch,onnxruntime", "extras": "torch,onnxruntime", "torch": True},
-    "deepsparse": {"runtimes": "deepsparse", "extras": "deepsparse", "torch": False},
-    "mxnet": {"runtimes": "mxnet,mxnet-deploy", "extras": "mxnet", "torch": False},
+    "deepsparse": {"extras": "deepsparse", "torch": False},
+    "mxnet": {"extras": "mxnet", "torch": False},
+    "torch": {"extras": "torch,onnxruntime", "torch": True},
 }
+DRIVER = "torch"
 MXNET_NUMPY = "numpy==1.23.5"  # mxnet 1.9.1 uses np.bool (gone in 1.24): pinned through every later install
 
 
@@ -90,20 +94,27 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 @nox.parametrize("family", list(RUNTIME_ENVS))
 def bench(session: nox.Session, family: str) -> None:
-    """Run the default preset (or `-- --preset NAME`) for this environment's runtimes into this machine's own
-    runs/<machine>/<preset> (or `-- --out DIR`), then the report; other extra args go to `bench run`. Every family
-    runs even when cells of another failed; the report session's exit status says whether any cell failed."""
+    """Build this family's environment; the torch family's session then runs the default preset (or `-- --preset
+    NAME`) for every runtime whose environment exists, into this machine's own runs/<machine>/<preset> (or `-- --out
+    DIR`), and the report; other extra args go to `bench run`. The report session's exit status says whether any
+    cell failed."""
     spec = RUNTIME_ENVS[family]
     _install_env(session, spec["extras"], torch=spec["torch"])
+    if family != DRIVER:
+        session.log(f"{family} environment ready: the {DRIVER} session runs its cells with this interpreter")
+        return
     args = list(session.posargs)
     preset = _take(args, "--preset", "default")
     out = _take(args, "--out", "") or _where(session, preset)
-    if spec["torch"]:  # every derived file of the preset (e.g. DeepSparse's pruned80); failures fail their cells
-        session.run("bench", "prepare", "--preset", preset, env=CACHE_ENV)
+    here = Path(session.virtualenv.location)
+    pythons = [f"--python={RUNTIME_ENVS[f]['extras']}={python}" for f in RUNTIME_ENVS if f != DRIVER
+               if (python := here.parent / here.name.replace(DRIVER, f) / "bin" / "python").is_file()]
+    # every derived file of the preset (e.g. DeepSparse's pruned80); failures fail their cells
+    session.run("bench", "prepare", "--preset", preset, env=CACHE_ENV)
     glue = {"BENCH_GLUE_DIR": str(GLUE_DIR)} if GLUE_DIR.is_dir() else {}  # else glue cells skip with the hint
-    # exit 1 = some cells failed: the other families and the report still run
-    session.run("bench", "run", "--preset", preset, *args, "--runtimes", spec["runtimes"], "--out", out,
-                "--no-report", env=CACHE_ENV | glue, success_codes=[0, 1])
+    # exit 1 = some cells failed: the report still runs
+    session.run("bench", "run", "--preset", preset, *pythons, *args, "--out", out, "--no-report",
+                env=CACHE_ENV | glue, success_codes=[0, 1])
     session.notify("report", posargs=[out])
 
 
@@ -115,13 +126,42 @@ def _where(session: nox.Session, preset: str) -> str:
 
 @nox.session(python="3.11")
 def gate(session: nox.Session) -> None:
-    """CI regression gate: run the quick matrix --runs times (default 3) on this machine and compare the runs with
-    this machine's baseline runs (results/baselines/<machine>/run-NN/); fails on a regression beyond the
-    thresholds in results/baselines/thresholds.toml that is significant on the samples and on the run medians
-    against the machine's run-to-run noise. `-- --update-baseline` stores the runs as the baseline instead,
-    `-- --add-to-baseline` appends them (keeping the newest 5); other arguments go to `bench compare`."""
+    """CI regression gate, live: the merge base of HEAD (a git worktree) against the working tree, the quick matrix's
+    timed cells measured interleaved in one session (`bench live`), so it needs no stored baseline and works on a
+    fresh machine; fails on a regression beyond results/baselines/thresholds.toml that the paired test finds
+    significant. `-- --base REF` compares against REF instead; other arguments go to `bench live`.
+    `-- --stored` is the history mode instead: the quick matrix --runs times (default 3) against this machine's
+    stored baseline runs (results/baselines/<machine>/run-NN/), with `--update-baseline` / `--add-to-baseline`."""
     _install_env(session, "torch", torch=True)
     args = list(session.posargs)
+    if _flag(args, "--stored"):
+        _gate_stored(session, args)
+        return
+    base = _take(args, "--base", "") or _merge_base(session)
+    tree = Path(session.create_tmp()) / "gate-base"
+    session.run("git", "worktree", "remove", "--force", str(tree), external=True, success_codes=[0, 128],
+                silent=True)
+    shutil.rmtree(tree, ignore_errors=True)
+    session.run("git", "worktree", "add", "--detach", str(tree), base, external=True, silent=True)
+    try:
+        session.run("bench", "live", "--base", f"code={tree}", "--new", f"code={ROOT}", "--preset", "quick",
+                    "--thresholds", str(BASELINES / "thresholds.toml"), "--markdown",
+                    str(Path(session.create_tmp()) / "gate.md"), *args, env=CACHE_ENV)
+    finally:
+        session.run("git", "worktree", "remove", "--force", str(tree), external=True, success_codes=[0, 128],
+                    silent=True)
+
+
+def _merge_base(session: nox.Session) -> str:
+    """Where this branch left its upstream (origin's default branch, else main); HEAD when there is none."""
+    for ref in ("origin/HEAD", "origin/main", "main"):
+        out = session.run("git", "merge-base", "HEAD", ref, external=True, silent=True, success_codes=[0, 1, 128])
+        if out and out.strip() and len(out.strip().split()[-1]) == 40:
+            return out.strip().split()[-1]
+    return "HEAD"
+
+
+def _gate_stored(session: nox.Session, args: list[str]) -> None:
     update, add = _flag(args, "--update-baseline"), _flag(args, "--add-to-baseline")
     runs = _take(args, "--runs", "3")
     if not runs.isdigit() or int(runs) < 1:

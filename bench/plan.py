@@ -17,7 +17,7 @@ from suites import NAMES as SUITE_NAMES
 from suites import all_suites, get_suite
 
 PRESET_DIR = Path(__file__).parent / "presets"
-RUN_KEYS = ("threads", "timeout_s", "seed", "isolate")
+RUN_KEYS = ("threads", "timeout_s", "seed", "isolate", "rounds", "live_workers")
 ISOLATION = ("variant", "cell")
 
 
@@ -62,6 +62,8 @@ class Plan:
     timeout_s: float = 900.0
     seed: int = 0
     isolate: str = "variant"  # one worker process per variant (loaded once) or per "cell" (bench/runner.py)
+    rounds: int = 0  # > 0: timed cells of all variants measured interleaved in this many rounds (bench/rounds.py)
+    live_workers: int = 8  # with rounds: variants loaded at once (each holds its model in memory)
     name: str = "custom"
 
     def cells(self) -> list[Cell]:
@@ -88,7 +90,8 @@ class Plan:
         """The settings every record of a run carries: each suite's, then the run's."""
         described = {s.name: s.describe(self.settings_of(s.name)) for s in all_suites()}
         return {k: v for k, v in described.items() if v is not None} | {
-            "threads": threads, "timeout_s": self.timeout_s, "seed": self.seed, "isolate": self.isolate}
+            "threads": threads, "timeout_s": self.timeout_s, "seed": self.seed, "isolate": self.isolate,
+            "rounds": self.rounds, "live_workers": self.live_workers}
 
 
 def list_presets() -> list[str]:
@@ -130,6 +133,8 @@ def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> P
         timeout_s=number(run.get("timeout_s", 900.0), f"{where} [run] timeout_s"),
         seed=integer(run.get("seed", 0), f"{where} [run] seed", minimum=0),
         isolate=_isolate(run.get("isolate", "variant"), f"{where} [run] isolate"),
+        rounds=integer(run.get("rounds", 0), f"{where} [run] rounds", minimum=0),
+        live_workers=integer(run.get("live_workers", 8), f"{where} [run] live_workers", minimum=2),
         scopes=_scopes(_section(data, "runtime", where), where),
         name=name,
     )

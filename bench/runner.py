@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from itertools import groupby
 from pathlib import Path
 
-from bench import __version__, worker
+from bench import __version__, rounds, worker
 from bench.artifacts import Artifact
 from bench.cell import Cell
 from bench.environment import apply_offline_env, describe, has_cuda_gpu, machine_fingerprint
@@ -33,7 +33,7 @@ from bench.peak import gemm_peak_gflops
 from bench.plan import Plan
 from bench.preparation import prepare_artifacts, resolve_forms
 from bench.records import RECORDS_FILE, Record, append, read
-from bench.runtimes import get_runtime
+from bench.runtimes import get_runtime, interpreter, is_reference
 from bench.worker import now
 from suites import get_suite
 from suites.base import Context, Ready
@@ -78,8 +78,10 @@ def default_threads() -> int:
 
 
 def run(plan: Plan, out_dir: Path, force: bool = False,
-        on_event: Callable[[str, Cell, Record | None], None] | None = None) -> RunSummary:
-    """Run every cell of `plan`, appending to out_dir/records.jsonl; returns counts by status."""
+        on_event: Callable[[str, Cell, Record | tuple | None], None] | None = None,
+        pythons: dict[str, str] | None = None) -> RunSummary:
+    """Run every cell of `plan`, appending to out_dir/records.jsonl; returns counts by status. Runtimes not
+    installed here run in the interpreter `pythons` gives for their extra (bench.runtimes.interpreter)."""
     apply_offline_env()
     notify = on_event or (lambda *_: None)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,11 +123,16 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
             fields = {"status": own.status, "reason": own.reason}
         elif own:
             fields = get_suite(cell.suite).recall(own.reuse_key, plan.settings_of(cell.suite))
+        if fields is None and interpreter(cell.runtime, pythons) is None:
+            fields = {"status": "failed", "reason": f"runtime {cell.runtime} is not installed here and no interpreter "
+                      f"was given for it (--python {get_runtime(cell.runtime).extra}=PATH)"}
         todo.append((cell, artifact, key, fields))
 
     def record(cell: Cell, artifact: Artifact, key: str, fields: dict) -> None:
+        libraries = fields.pop("_libraries", None)  # a worker of another environment: its own libraries
         rec = Record(cell=cell, artifact=artifact.summary() if artifact else {}, settings=settings,
-                     environment=environment, harness_version=__version__, run_key=key, **fields)
+                     environment=environment | ({"libraries": libraries} if libraries else {}),
+                     harness_version=__version__, run_key=key, **fields)
         append(records_path, rec)
         summary.add(rec.status)
         notify("end", cell, rec)
@@ -133,6 +140,7 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
     # consecutive cells of one variant share a worker process (one load) unless isolate = "cell"; cells
     # decided without running form their own group
     shared = plan.isolate == "variant"
+    timed: list[list[tuple]] = []  # with rounds: the timed cells of each variant, measured interleaved at the end
     for _, same in groupby(todo, key=lambda t: _variant(t[0], t[1]) if shared and t[3] is None else id(t)):
         group = list(same)
         if group[0][3] is not None:
@@ -140,15 +148,41 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
             notify("start", cell, None)
             record(cell, artifact, key, {"started": now(), "finished": now()} | fields)
             continue
+        if plan.rounds:
+            timed += [[t for t in group if get_suite(t[0].suite).timed]]
+            group = [t for t in group if not get_suite(t[0].suite).timed]
+            if not group:
+                continue
         cells, artifact = [t[0] for t in group], group[0][1]
         notify("start", cells[0], None)
-        for i, fields in _run_variant(cells, artifact, settings, plan.timeout_s):
+        python = interpreter(cells[0].runtime, pythons)
+        for i, fields in _run_variant(cells, artifact, settings, plan.timeout_s, python):
             record(cells[i], artifact, group[i][2], fields)
             if cells[i] in ready:
                 get_suite(cells[i].suite).remember(ready[cells[i]].reuse_key, fields)
             if i + 1 < len(cells):
                 notify("start", cells[i + 1], None)
+    # sessions of rounds per backbone (speed-ups compare rows of one backbone), at most plan.live_workers variants
+    # loaded at once; the reference variant is in every session so each row's speed-up stays paired, and is
+    # recorded from the first
+    for backbone in dict.fromkeys(g[0][0].backbone for g in timed if g):
+        same = [g for g in timed if g and g[0][0].backbone == backbone]
+        for n, session in enumerate(rounds.sessions(same, plan.live_workers, lambda g: _is_reference(g[0][0]))):
+            groups = [([t[0] for t in g], g[0][1], interpreter(g[0][0].runtime, pythons)) for g in session]
+            first = session[0][0][0]
+            measured = rounds.measure_timed(groups, settings, plan.rounds, plan.seed, plan.timeout_s,
+                                            lambda c: get_suite(c.suite),
+                                            lambda c: get_suite(c.suite).budget(plan.settings_of(c.suite)),
+                                            on_round=lambda k, m, first=first: notify("round", first, (k, m)))
+            for v, c, fields in measured:
+                cell, artifact, key, _ = session[v][c]
+                if n == 0 or not _is_reference(cell):
+                    record(cell, artifact, key, fields)
     return summary
+
+
+def _is_reference(cell: Cell) -> bool:
+    return is_reference(cell.runtime, cell.precision, cell.sparsity)
 
 
 def _suites_prepare(plan: Plan, cells: list[Cell], context: Context) -> dict[Cell, Ready]:
@@ -164,15 +198,16 @@ def _variant(cell: Cell, artifact: Artifact) -> tuple:
     return cell.backbone, cell.runtime, cell.precision, cell.sparsity, cell.device, artifact.content_hash
 
 
-def _run_variant(cells: list[Cell], artifact: Artifact, settings: dict,
-                 timeout_s: float) -> Iterator[tuple[int, dict]]:
+def _run_variant(cells: list[Cell], artifact: Artifact, settings: dict, timeout_s: float,
+                 python: str | None = None) -> Iterator[tuple[int, dict]]:
     """(index, record fields) for every cell, in order, as each finishes. One worker process runs them all;
     if it dies or hangs, the cell it was on fails with the reason (every remaining cell if it never finished
     loading: the load is the same for all) and the rest go to a fresh worker. `timeout_s` applies per cell
     (the first one's includes the load)."""
     pending = list(range(len(cells)))
     while pending:
-        spec = {"cells": [asdict(cells[i]) for i in pending], "artifact": artifact.summary(), "settings": settings}
+        spec = {"cells": [asdict(cells[i]) for i in pending], "artifact": artifact.summary(), "settings": settings,
+                "python": python or sys.executable}
         started = now()
         finished = 0
         end: WorkerEnd | None = None
@@ -212,7 +247,7 @@ def _one_worker(spec: dict, timeout_s: float) -> Iterator[tuple[int, dict | Work
         threads = str(spec["settings"]["threads"])  # the pools that read the environment, before any import
         env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
                             "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_dir)]
+        cmd = [spec["python"], "-m", "bench.worker", str(spec_path), str(out_dir)]
         with err_path.open("wb") as err:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         next_i, deadline = 0, time.monotonic() + (timeout_s or float("inf"))
@@ -223,7 +258,10 @@ def _one_worker(spec: dict, timeout_s: float) -> Iterator[tuple[int, dict | Work
                 except subprocess.TimeoutExpired:
                     code = None
                 while next_i < n and (out_dir / f"{next_i}.json").is_file():
-                    yield next_i, json.loads((out_dir / f"{next_i}.json").read_text())
+                    fields = json.loads((out_dir / f"{next_i}.json").read_text())
+                    if spec["python"] != sys.executable:  # another environment: record its own libraries
+                        fields["_libraries"] = _libraries(out_dir / worker.LOADED)
+                    yield next_i, fields
                     next_i, deadline = next_i + 1, time.monotonic() + (timeout_s or float("inf"))
                 if next_i == n:
                     break
@@ -239,6 +277,13 @@ def _one_worker(spec: dict, timeout_s: float) -> Iterator[tuple[int, dict | Work
                     return
         finally:
             _kill(proc)
+
+
+def _libraries(loaded: Path) -> dict | None:
+    try:
+        return json.loads(loaded.read_text()).get("libraries")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -89,6 +89,28 @@ RUNTIMES: dict[str, Runtime] = {
 }
 
 
+def interpreter(name: str, pythons: dict[str, str] | None = None) -> str | None:
+    """The Python that runs `name`'s cells: this one where the runtime is installed, else the interpreter given for
+    its extra (`bench run --python deepsparse=PATH`, or $BENCH_PYTHONS as extra=PATH,...), else None."""
+    import sys
+
+    runtime = get_runtime(name)
+    if not runtime.missing_modules():
+        return sys.executable
+    return (pythons if pythons is not None else pythons_from_env()).get(runtime.extra)
+
+
+def pythons_from_env() -> dict[str, str]:
+    """$BENCH_PYTHONS: `extra=PATH,extra=PATH`, the interpreters of other runtime environments."""
+    out = {}
+    for item in filter(None, (i.strip() for i in os.environ.get("BENCH_PYTHONS", "").split(","))):
+        extra, sep, path = item.partition("=")
+        if not sep or not path:
+            raise UsageError(f"BENCH_PYTHONS: {item!r} is not extra=PATH")
+        out[extra.strip()] = path.strip()
+    return out
+
+
 def register(runtime: Runtime) -> None:
     """Add a runtime (plugins and tests: modules named in BENCH_PLUGINS are imported at start-up, in the
     runner and in every cell's worker process)."""

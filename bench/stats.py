@@ -237,3 +237,55 @@ def pytest_benchmark_stats(samples: list[float]) -> dict:
         "hd15iqr": s[-1] if n == 1 else s[bisect_right(s, hi) - 1],
         "ops": n / total if total else 0.0, "total": total, "data": data, "iterations": 1,
     }
+
+
+# --- interleaved rounds (bench/rounds.py): ratios between rows measured in the same minutes ---
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """A paired ratio over rounds: `ratio` is the geometric mean of the per-round ratios, [low, high] its
+    confidence interval (t-interval on the log ratios), `rounds` how many rounds both sides completed."""
+
+    ratio: float
+    low: float
+    high: float
+    rounds: int
+
+    def overlaps(self, other: RatioInterval) -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+
+def round_medians(samples: Sequence[float], rounds: Sequence[int]) -> dict[int, float]:
+    """Median of each round's samples of one cell (a round is one block: a few consecutive iterations)."""
+    values, index = np.asarray(samples, dtype=float), np.asarray(rounds)
+    return {int(r): float(np.median(values[index == r])) for r in np.unique(index)}
+
+
+def paired_ratio(numerator: dict[int, float], denominator: dict[int, float],
+                 confidence: float = 0.95) -> RatioInterval | None:
+    """numerator / denominator over the rounds both have (e.g. reference latency / row latency = the row's
+    speed-up): each round's ratio shares that round's machine state, so drift between rounds cancels. None when
+    no round is shared; a single round gives its ratio with an unbounded interval."""
+    from scipy import stats
+
+    common = sorted(set(numerator) & set(denominator))
+    if not common:
+        return None
+    logs = np.log([numerator[r] / denominator[r] for r in common])
+    centre = float(np.exp(logs.mean()))
+    if len(logs) < 2:
+        return RatioInterval(centre, 0.0, math.inf, len(logs))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(logs) - 1) * logs.std(ddof=1) / math.sqrt(len(logs)))
+    return RatioInterval(centre, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)), len(logs))
+
+
+def paired_log_test(base: dict[int, float], new: dict[int, float]) -> float:
+    """Two-sided one-sample t-test p-value of the per-round log ratios new/base against 0: do the two sides
+    differ, judged on rounds that share their machine state (the live A/B gate's test)."""
+    from scipy import stats
+
+    common = sorted(set(base) & set(new))
+    logs = np.log([new[r] / base[r] for r in common])
+    if len(logs) < 2 or np.ptp(logs) == 0:
+        return 1.0 if len(logs) < 2 or logs[0] == 0 else 0.0
+    return float(stats.ttest_1samp(logs, 0.0).pvalue)

@@ -68,7 +68,9 @@ def run_cells(spec: dict, out_dir: Path) -> int:
             for i in range(len(cells)):
                 write_json(out_dir / f"{i}.json", fields)
             return 0
-        (out_dir / LOADED).touch()
+        from bench.environment import library_versions  # a worker of another environment reports its own
+
+        write_json(out_dir / LOADED, {"libraries": library_versions()})
         for i, cell in enumerate(cells):
             started = started if i == 0 else now()  # the first cell's time includes the load
             try:

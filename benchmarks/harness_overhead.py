@@ -20,9 +20,9 @@ from bench.catalogue import get_backbone
 from bench.cell import Cell
 from bench.environment import apply_offline_env, describe
 from bench.runner import default_threads
-from bench.timing import Budget
+from bench.timing import Budget, measure
 from bench.tokenizer import filled_text
-from suites.latency import timed_forward
+from suites.latency import forward_inputs
 
 
 def main() -> None:
@@ -51,16 +51,17 @@ def main() -> None:
             out.append(time.perf_counter() - t0)
         return out
 
-    timed_forward(adapter, cell, Budget(5, 1.0, 5, 0.0, 60.0))  # warm-up both paths
+    forward, _ = forward_inputs(adapter, cell)  # the harness's timed call, as the latency suite builds it
+
+    def harness_block() -> list[float]:
+        return measure(forward, budget)
+
+    measure(forward, Budget(5, 1.0, 5, 0.0, 60.0))  # warm-up both paths
     bare_block()
     harness, bare = [], []
     for r in range(args.rounds):
-        first, second = (timed_forward, bare_block) if r % 2 == 0 else (bare_block, timed_forward)
-        for fn in (first, second):
-            if fn is timed_forward:
-                harness += timed_forward(adapter, cell, budget)[0]
-            else:
-                bare += bare_block()
+        for fn in ((harness_block, bare_block) if r % 2 == 0 else (bare_block, harness_block)):
+            (harness if fn is harness_block else bare).extend(fn())
     h, b = np.median(harness) * 1e3, np.median(bare) * 1e3
     rng = np.random.default_rng(0)
     boot = [np.median(rng.choice(harness, len(harness))) / np.median(rng.choice(bare, len(bare)))

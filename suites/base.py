@@ -56,6 +56,7 @@ class Suite:
     settings_type: type = NoSettings
     reads: tuple[str, ...] = ()  # derived files (bench/exports.py forms) every cell of the suite reads
     own_artifacts: bool = False  # its cells run artifacts its `prepare` makes, not the plan's (glue: fine-tuned)
+    timed: bool = False  # measured in time: its cells can be interleaved in rounds (bench/rounds.py)
 
     def settings_from_table(self, table: dict, where: str):
         return from_table(self.settings_type, table, f"{where} [{self.name}]")
@@ -98,4 +99,17 @@ class Suite:
         return ""
 
     def run(self, adapter, cell: Cell, settings):
+        raise NotImplementedError
+
+    # timed suites only: a measurement split in what runs before timing, the budget, and the numbers from samples,
+    # so the same suite can be measured in one go (`run`) or in interleaved blocks (bench/rounds.py)
+    def budget(self, settings):
+        """The cell's timing budget (bench.timing.Budget)."""
+        raise NotImplementedError
+
+    def inputs(self, adapter, cell: Cell):
+        """(the call to time, extra metrics known before timing), built once per loaded adapter."""
+        raise NotImplementedError
+
+    def from_samples(self, cell: Cell, samples: list[float], extra: dict) -> SuiteResult:
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.flops import forward_flops
@@ -28,20 +29,35 @@ class LatencySettings:
         return Budget(self.warmup_iters, self.warmup_s, self.min_iters, self.min_time_s, self.max_time_s)
 
 
-def timed_forward(adapter, cell, budget: Budget) -> tuple[list[float], dict]:
-    """Samples (s) of adapter.forward on `cell.batch` real texts filling `cell.seq_len` tokens, plus FLOPs."""
+def forward_inputs(adapter, cell) -> tuple[Callable[[], object], dict]:
+    """adapter.forward on `cell.batch` real texts filling `cell.seq_len` tokens (encoded once), and its FLOPs."""
     text = filled_text()
     batch = adapter.encode([text] * cell.batch, max_length=cell.seq_len)
     if batch.shape != (cell.batch, cell.seq_len):
         raise ValueError(f"encoded shape {batch.shape} != requested {(cell.batch, cell.seq_len)}")
-    samples = measure(lambda: adapter.forward(batch), budget)
     art = adapter.artifact
     flops = forward_flops(safetensors_shapes(art.path / "model.safetensors"), art.config, cell.batch,
                           cell.seq_len)
-    return samples, {"flops": flops}
+    return (lambda: adapter.forward(batch)), {"flops": flops}
 
 
-class Latency(Suite):
+class Timed(Suite):
+    """A suite measured in time: the same inputs, budget and numbers whether its cell runs alone or in rounds."""
+
+    timed = True
+
+    def budget(self, settings) -> Budget:
+        return settings.budget
+
+    def inputs(self, adapter, cell):
+        return forward_inputs(adapter, cell)
+
+    def run(self, adapter, cell, settings) -> SuiteResult:
+        fn, extra = self.inputs(adapter, cell)
+        return self.from_samples(cell, measure(fn, self.budget(settings)), extra)
+
+
+class Latency(Timed):
     name = "latency"
     settings_type = LatencySettings
 
@@ -54,11 +70,10 @@ class Latency(Suite):
     def summary(self, cell, metrics: dict, runtime: dict) -> str:
         return f"p50 {metrics['p50_ms']:.2f} ms (cv {100 * metrics['cv']:.1f}%, n={metrics['n']})"
 
-    def run(self, adapter, cell, settings: LatencySettings) -> SuiteResult:
-        samples, extra = timed_forward(adapter, cell, settings.budget)
+    def from_samples(self, cell, samples: list[float], extra: dict) -> SuiteResult:
         stats = summarize(samples)
-        extra["gflops_per_s"] = extra["flops"] / (stats["p50_ms"] / 1e3) / 1e9
-        return SuiteResult(stats | extra, {"latency_s": samples})
+        gflops = extra["flops"] / (stats["p50_ms"] / 1e3) / 1e9
+        return SuiteResult(stats | extra | {"gflops_per_s": gflops}, {"latency_s": list(samples)})
 
 
 SUITE = Latency()

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from bench.stats import summarize
 from bench.timing import Budget
-from suites.base import Suite, SuiteResult
-from suites.latency import timed_forward
+from suites.base import SuiteResult
+from suites.latency import Timed
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ThroughputSettings:
         return Budget(self.warmup_iters, self.warmup_s, self.min_iters, self.min_time_s, self.max_time_s)
 
 
-class Throughput(Suite):
+class Throughput(Timed):
     name = "throughput"
     settings_type = ThroughputSettings
 
@@ -40,19 +40,14 @@ class Throughput(Suite):
     def summary(self, cell, metrics: dict, runtime: dict) -> str:
         return f"{metrics['sequences_per_s']:.1f} seq/s, {metrics['tokens_per_s']:.0f} tok/s"
 
-    def run(self, adapter, cell, settings: ThroughputSettings) -> SuiteResult:
-        return measure(adapter, cell, settings.budget)
-
-
-def measure(adapter, cell, budget: Budget) -> SuiteResult:
-    samples, extra = timed_forward(adapter, cell, budget)
-    stats = summarize(samples)
-    seconds = stats["p50_ms"] / 1e3
-    return SuiteResult(stats | extra | {
-        "sequences_per_s": cell.batch / seconds,
-        "tokens_per_s": cell.batch * cell.seq_len / seconds,
-        "gflops_per_s": extra["flops"] / seconds / 1e9,
-    }, {"batch_s": samples})
+    def from_samples(self, cell, samples: list[float], extra: dict) -> SuiteResult:
+        stats = summarize(samples)
+        seconds = stats["p50_ms"] / 1e3
+        return SuiteResult(stats | extra | {
+            "sequences_per_s": cell.batch / seconds,
+            "tokens_per_s": cell.batch * cell.seq_len / seconds,
+            "gflops_per_s": extra["flops"] / seconds / 1e9,
+        }, {"batch_s": list(samples)})
 
 
 SUITE = Throughput()

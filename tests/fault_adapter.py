@@ -47,3 +47,28 @@ class FaultAdapter(BaseAdapter):
 
 register(Runtime("fault", "tests.fault_adapter:FaultAdapter", "test", (),
                  {"cpu": ("fp32", "fp16", "bf16", "int8")}))
+
+
+class SteadyAdapter(FaultAdapter):
+    """A runtime of known speed for interleaving tests: fp32 takes STEADY_MS (default 2; or the model config's
+    `steady_ms`) per forward, int8 half of it; with STEADY_DIE_AFTER=n, an int8 worker kills itself (SIGKILL) at
+    its n-th forward."""
+
+    name = "steady"
+
+    def load(self, artifact, variant, device, options):
+        self._load_tokenizer(artifact)
+        self.mode, self.calls = variant.precision, 0
+
+    def forward(self, batch: Batch) -> np.ndarray:
+        self.calls += 1
+        die = int(os.environ.get("STEADY_DIE_AFTER", "0"))
+        if self.mode == "int8" and die and self.calls >= die:
+            os.kill(os.getpid(), signal.SIGKILL)
+        ms = float((self.artifact.config or {}).get("steady_ms") or os.environ.get("STEADY_MS", "2"))
+        ms *= 0.5 if self.mode == "int8" else 1.0
+        time.sleep(ms / 1e3)
+        return np.zeros((*batch.shape, 4), dtype=np.float32)
+
+
+register(Runtime("steady", "tests.fault_adapter:SteadyAdapter", "test", (), {"cpu": ("fp32", "int8")}))

@@ -184,3 +184,26 @@ def test_speed_ranks_by_the_column_most_rows_have():
     assert speed_column(torch_only_sweep) == ("p50_ms_s128", False)
     assert speed_column(pd.DataFrame({"p50_ms_s32": [9.0]})) == ("p50_ms_s32", False)
     assert speed_column(pd.DataFrame({"x": [1]})) == (None, False)
+
+
+def test_a_recommendation_whose_runner_up_overlaps_it_over_interleaved_rounds_names_both_as_tied():
+    intervals = {("torch", "fp32", "dense"): (1.0, 1.0, 1.0), ("torch", "int8", "dense"): (1.60, 1.50, 1.72),
+                 ("onnxruntime", "int8", "dense"): (1.65, 1.55, 1.80)}  # the best, by a hair
+
+    def measured(apart: bool) -> list:
+        recs = []
+        for (rt, p, s), (ratio, low, high) in intervals.items():
+            if apart and rt == "torch" and p == "int8":
+                ratio, low, high = 1.30, 1.25, 1.35
+            for r in config("minilm-l6-h384", rt, p, s, seconds=0.020 / ratio):
+                if r.cell.suite in ("latency", "throughput"):
+                    r = replace(r, metrics=r.metrics | {"speedup": ratio, "speedup_low": low, "speedup_high": high})
+                recs.append(r)
+            recs.append(glue(Cell("minilm-l6-h384", rt, p, s, "cpu", "glue"), "sst2", accuracy=0.91))
+        return recs
+
+    tied = recommendations(board(frame(measured(apart=False)))).iloc[0]
+    assert tied.recommendation == "onnxruntime int8 dense cpu (tied with torch int8 dense cpu)"
+    assert "95% intervals overlap" in tied.note
+    clear = recommendations(board(frame(measured(apart=True)))).iloc[0]
+    assert clear.recommendation == "onnxruntime int8 dense cpu" and "tied" not in clear.note

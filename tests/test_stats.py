@@ -147,3 +147,43 @@ def test_pytest_benchmark_stats_flag_outliers_beyond_one_and_a_half_iqr_and_one_
     assert s["mean"] == pytest.approx(22.0) and s["stddev"] == pytest.approx(math.sqrt(7610 / 4))
     assert s["ops"] == pytest.approx(5 / 110) and s["total"] == pytest.approx(110.0)
     assert s["data"] == [4.0, 1.0, 100.0, 3.0, 2.0]  # in measured order, as pytest-benchmark keeps them
+
+
+def test_a_paired_ratio_over_rounds_cancels_drift_that_moves_both_sides():
+    from bench.stats import paired_ratio, round_medians
+
+    rng = np.random.default_rng(1)
+    drift = np.exp(np.cumsum(rng.normal(0, 0.15, 12)))  # the machine slows and speeds up by tens of percent
+    ref = {r: 10.0 * d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
+    row = {r: 5.0 * d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
+    paired = paired_ratio(ref, row)
+    assert paired.rounds == 12 and paired.low < 2.0 < paired.high and paired.high - paired.low < 0.05
+    unpaired = np.median(list(ref.values())[:6]) / np.median(list(row.values())[6:])  # measured in other minutes
+    assert abs(unpaired - 2.0) > 0.1  # what measuring one after the other would have said
+    assert round_medians([1.0, 3.0, 2.0, 10.0], [0, 0, 0, 1]) == {0: 2.0, 1: 10.0}
+
+
+def test_a_paired_ratio_needs_shared_rounds_and_a_single_round_has_no_interval():
+    from bench.stats import paired_ratio
+
+    assert paired_ratio({0: 1.0}, {1: 1.0}) is None
+    one = paired_ratio({0: 2.0}, {0: 1.0})
+    assert one.ratio == 2.0 and one.high == float("inf")
+
+
+def test_overlapping_intervals_are_a_tie():
+    from bench.stats import RatioInterval
+
+    assert RatioInterval(2.0, 1.8, 2.2, 5).overlaps(RatioInterval(2.1, 2.15, 2.4, 5))
+    assert not RatioInterval(2.0, 1.8, 2.1, 5).overlaps(RatioInterval(2.5, 2.2, 2.8, 5))
+
+
+def test_the_paired_log_test_finds_a_five_percent_slowdown_hidden_in_drift():
+    from bench.stats import paired_log_test
+
+    rng = np.random.default_rng(2)
+    drift = np.exp(rng.normal(0, 0.2, 20))
+    base = {r: d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
+    same = {r: d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
+    slower = {r: 1.05 * d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
+    assert paired_log_test(base, slower) < 0.001 and paired_log_test(base, same) > 0.01

@@ -23,7 +23,8 @@ def test_every_suite_gets_back_its_typed_settings_from_what_records_carry():
 
 def test_records_carry_each_suites_settings_and_the_runs():
     settings = plan_from_dict({}).record_settings(threads=3)
-    assert set(settings) == {"latency", "throughput", "glue", "parity", "threads", "timeout_s", "seed", "isolate"}
+    assert set(settings) == {"latency", "throughput", "glue", "parity", "threads", "timeout_s", "seed", "isolate",
+                             "rounds", "live_workers"}
     assert settings["parity"]["scale"] == "max|ref|" and settings["threads"] == 3
 
 

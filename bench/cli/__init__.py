@@ -1,7 +1,7 @@
-"""`bench` command line: list, prepare, run, report, compare, baseline, export, data.
+"""`bench` command line: list, prepare, run, report, compare, baseline, live, export, data.
 
 Exit codes: 0 done (every cell ok or skipped); 1 done, but some cell failed (`run`, `report --check`) or a
-regression was found (`compare`); 2 bad input (one line naming the valid choices, nothing written)."""
+regression was found (`compare`, `live`); 2 bad input (one line naming the valid choices, nothing written)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from bench import __version__
-from bench.cli import data, results, run
+from bench.cli import data, live, results, run
 from bench.environment import apply_offline_env
 from bench.errors import UsageError
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"backbone-bench {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    for commands in (run, results, data):
+    for commands in (run, results, live, data):
         commands.add_parsers(sub)
     return p
 

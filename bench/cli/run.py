@@ -28,6 +28,12 @@ def add_parsers(sub) -> None:
     run.add_argument("--seq-lens", type=_csv(_positive_int), help="latency sequence lengths, e.g. 32,128,384")
     run.add_argument("--batches", type=_csv(_positive_int), help="throughput batch sizes, e.g. 1,8,32")
     run.add_argument("--threads", type=_positive_int, help="threads per cell (default: physical cores)")
+    run.add_argument("--rounds", type=int, metavar="N",
+                     help="measure the timed cells of all variants interleaved in N rounds, each round one block "
+                     "per cell in a random order (0: each cell alone; default: the preset's [run] rounds)")
+    run.add_argument("--python", action="append", metavar="EXTRA=PATH",
+                     help="interpreter of another runtime environment, e.g. deepsparse=.nox/bench-family-deepsparse/"
+                     "bin/python: its runtimes' cells run there, driven from here (repeatable; also $BENCH_PYTHONS)")
     run.add_argument("--timeout", type=float, help="seconds per cell before it is killed and marked failed")
     run.add_argument("--out", type=Path, help=f"result directory (default: {RUNS}/<machine>/<preset>: this machine's "
                      "own, never mixed with another machine's records)")
@@ -93,15 +99,30 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def _pythons(items: list[str]) -> dict[str, str]:
+    """--python EXTRA=PATH items: each path must be an interpreter that exists."""
+    out = {}
+    for item in items:
+        extra, sep, path = item.partition("=")
+        if not sep or not extra or not path:
+            raise UsageError(f"--python {item!r}: expected EXTRA=PATH, e.g. deepsparse=.nox/bench-family-deepsparse/"
+                             "bin/python")
+        if not Path(path).is_file():
+            raise UsageError(f"--python {item!r}: {path} is not a file")
+        out[extra] = path
+    return out
+
+
 def cmd_run(args) -> int:
     from bench.environment import has_cuda_gpu
     from bench.plan import load_preset, validate, with_overrides
-    from bench.runtimes import get_runtime
+    from bench.runtimes import get_runtime, interpreter, pythons_from_env
 
     plan = load_preset(args.preset)
+    args.pythons = pythons_from_env() | _pythons(args.python or [])
     runtimes = args.runtimes
-    if runtimes is None:  # a preset spans environments: run the part this one can run
-        installed = tuple(r for r in plan.matrix.runtimes if not get_runtime(r).missing_modules())
+    if runtimes is None:  # a preset spans environments: run the part this one (or a given interpreter) can run
+        installed = tuple(r for r in plan.matrix.runtimes if interpreter(r, args.pythons))
         absent = [r for r in plan.matrix.runtimes if r not in installed]
         if not installed:
             get_runtime(absent[0]).require()  # one line naming the extra to install
@@ -121,6 +142,10 @@ def cmd_run(args) -> int:
         plan = plan.with_settings("glue", train=False)
     if args.fresh_eval:
         plan = plan.with_settings("glue", reuse=False)
+    if args.rounds is not None:
+        if args.rounds < 0:
+            raise UsageError(f"--rounds must be >= 0 (0: no interleaving), got {args.rounds}")
+        plan = replace(plan, rounds=args.rounds)
     if args.timeout is not None:
         if not args.timeout > 0:
             raise UsageError("--timeout must be > 0 seconds")
@@ -129,7 +154,8 @@ def cmd_run(args) -> int:
     if args.devices and "cuda" in args.devices and not has_cuda_gpu():
         raise UsageError("--devices cuda: no CUDA GPU on this machine (nvidia-smi finds none); use cpu")
     for name in plan.matrix.runtimes:
-        get_runtime(name).require()
+        if not interpreter(name, args.pythons):
+            get_runtime(name).require()
     cells = plan.cells()
     if args.runtimes is None and runtimes:  # only once the plan is known to be valid: errors stay one line
         print(f"bench: not installed here, skipping runtimes {', '.join(absent)} (their nox environments run "
@@ -161,11 +187,17 @@ def _execute(plan, cells, args) -> int:
             if kind == "start":
                 progress.update(task, description=cell.label)
                 return
+            if kind == "round":  # record is (rounds done, rounds) here
+                done, total = record
+                step = ("loading every variant" if done == 0 else f"interleaved round {done + 1}/{total}") \
+                    if done < total else "writing records"
+                progress.update(task, description=f"{cell.backbone} timed cells: {step}")
+                return
             progress.advance(task)
             if kind == "end":
                 console.print(_result_line(cell, record))
 
-        summary = runner.run(plan, args.out, force=args.force, on_event=on_event)
+        summary = runner.run(plan, args.out, force=args.force, on_event=on_event, pythons=args.pythons)
     console.print(f"done: {summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped, "
                   f"{summary.resumed} already recorded (use --force to re-run)")
     if not args.no_report:

@@ -60,12 +60,18 @@ COLUMN_DOCS = [
     (r"cv_%_s(\d+)", "coefficient of variation of the latency samples at sequence length {0} (%)"),
     (r"speedup_s(\d+)", f"{REFERENCE_NAME} latency / this row's latency (same backbone, device; "
                          "length {0})"),
+    (r"speedup_s(\d+)_low", "lower end of that speed-up's 95% interval over interleaved rounds (length {0})"),
+    (r"speedup_s(\d+)_high", "upper end of that speed-up's 95% interval over interleaved rounds (length {0})"),
     (r"gflops_s(\d+)", "achieved forward GFLOP/s at batch 1, sequence length {0}"),
     ("%_of_peak", "that GFLOP/s as % of the GEMM peak of the row's own precision (fp32/bf16/fp16/int8) on the same "
                   "machine"),
     ("best_seq_per_s", "best throughput over the batch sweep (sequences per second)"),
     ("best_tok_per_s", "the same in tokens per second"),
     ("at_batch", "batch size that gave the best throughput"),
+    ("best_speedup", f"that batch's throughput / {REFERENCE_NAME}'s at the same batch, paired over interleaved "
+                     "rounds"),
+    ("best_speedup_low", "lower end of its 95% interval"),
+    ("best_speedup_high", "upper end of its 95% interval"),
     ("cells", "statuses of the cells behind the row"),
 ]
 

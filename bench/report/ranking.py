@@ -156,6 +156,8 @@ def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT)
             rows.append(base | {"recommendation": "none within budget", "recommended": False,
                                 "note": f"no timed configuration within {budget_pct:g}% accuracy drop"})
             continue
+        runner_up = _best(ok.drop(index=best.name), col, higher)
+        tied = _tied(best, runner_up, table, col)
         speedup = ""
         if col and fastest is not None:
             ref = timed[reference_rows(timed)]
@@ -163,13 +165,34 @@ def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT)
                 times = stats.speedup(ref[col].iloc[0], best[col], higher_is_better=higher)
                 speedup = f"; {times:.2f}× the {REFERENCE_NAME} speed"
         rows.append(base | {
-            "recommendation": _config(best), "recommended": True, **{k: best[k] for k in ROW[1:]},
+            "recommendation": _config(best) + (f" (tied with {_config(runner_up)})" if tied else ""),
+            "recommended": True, **{k: best[k] for k in ROW[1:]},
             "speed": _speed(best, col), "accuracy": best.accuracy, "acc_metric": best.acc_metric,
             "acc_drop_%": best["acc_drop_%"],
-            "note": f"fastest of {len(ok)} within {budget_pct:g}% relative accuracy drop{speedup}"})
+            "note": f"fastest of {len(ok)} within {budget_pct:g}% relative accuracy drop{speedup}{tied}"})
     cols = ["machine", "backbone", "task", "recommendation", "speed", "acc_metric", "accuracy", "acc_drop_%",
             "note", "recommended", *ROW[1:]]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _interval_columns(table: pd.DataFrame, col: str | None) -> tuple[str, str] | None:
+    """The speed-up interval columns that go with the ranking column, where rounds measured them."""
+    name = "best_speedup" if col == "best_seq_per_s" else (col or "").replace("p50_ms_", "speedup_")
+    low, high = f"{name}_low", f"{name}_high"
+    return (low, high) if low in table and high in table else None
+
+
+def _tied(best, runner_up, table: pd.DataFrame, col: str | None) -> str:
+    """A note when the runner-up's speed-up interval overlaps the best's: measured in the same rounds, the data
+    cannot tell them apart, so the verdict names both ("" when they are apart or no interval was measured)."""
+    cols = _interval_columns(table, col)
+    if runner_up is None or cols is None:
+        return ""
+    (bl, bh), (rl, rh) = ((row[cols[0]], row[cols[1]]) for row in (best, runner_up))
+    if any(pd.isna(v) for v in (bl, bh, rl, rh)) or not (bl <= rh and rl <= bh):
+        return ""
+    return (f"; tied with {_config(runner_up)}: speed-up 95% intervals overlap ({bl:.2f}-{bh:.2f}x vs "
+            f"{rl:.2f}-{rh:.2f}x over interleaved rounds)")
 
 
 def _best(rows: pd.DataFrame, col: str | None, higher: bool):

@@ -43,6 +43,7 @@ def comparison(df: pd.DataFrame) -> pd.DataFrame:
         ref = reference_values(lat)
         ref_lat = [ref.get((m, b, d), np.nan) for m, b, _r, _p, _s, d in lat.index]
         table[f"speedup_s{ref_seq}"] = stats.speedup(np.array(ref_lat, dtype=float), lat.to_numpy(dtype=float))
+        _paired(df, table, f"speedup_s{ref_seq}", "latency", seq_len=ref_seq, batch=1)
         gflops = metric(df, "latency", "gflops_per_s", seq_len=ref_seq, batch=1)
         peak = pd.to_numeric(df.drop_duplicates(["machine", *ROW]).set_index(["machine", *ROW])["peak_gflops"],
                              errors="coerce")
@@ -62,6 +63,9 @@ def comparison(df: pd.DataFrame) -> pd.DataFrame:
         table["best_seq_per_s"] = best["m.sequences_per_s"]
         table["best_tok_per_s"] = best["m.tokens_per_s"]
         table["at_batch"] = best["batch"].astype("Int64")
+        if "m.speedup" in best and best["m.speedup"].notna().any():  # measured in interleaved rounds
+            table["best_speedup"] = best["m.speedup"]
+            table["best_speedup_low"], table["best_speedup_high"] = best["m.speedup_low"], best["m.speedup_high"]
     glue_columns(df, table)
     counts = df.groupby(["machine", *ROW])["status"].value_counts().unstack(fill_value=0)
     statuses = {i: ", ".join(f"{int(n)} {s}" for s, n in zip(counts.columns, row, strict=True) if n)
@@ -69,6 +73,17 @@ def comparison(df: pd.DataFrame) -> pd.DataFrame:
     table["cells"] = [statuses.get(i, "") for i in table.index]
     table["pretrained"] = table["pretrained"].map({True: "yes", False: "no (random)"})
     return table.reset_index()
+
+
+def _paired(df: pd.DataFrame, table: pd.DataFrame, column: str, suite: str, **shape) -> None:
+    """Where the cells were measured in interleaved rounds, the speed-up is the paired one over those rounds
+    (bench.stats.paired_ratio, stored in the record) with its 95% interval in `<column>_low`/`_high`."""
+    paired = metric(df, suite, "speedup", **shape)
+    if paired.empty or not paired.notna().any():
+        return
+    table[column] = paired.reindex(table.index).fillna(table[column])
+    table[f"{column}_low"] = metric(df, suite, "speedup_low", **shape)
+    table[f"{column}_high"] = metric(df, suite, "speedup_high", **shape)
 
 
 def problems(df: pd.DataFrame) -> pd.DataFrame:

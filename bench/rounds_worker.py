@@ -1,0 +1,86 @@
+"""One variant kept loaded for interleaved rounds: the driver (bench/rounds.py) sends it short timing blocks, one
+at a time, and it answers with the samples. Invoked as `python -m bench.rounds_worker SPEC.json` with the
+interpreter of the variant's runtime environment, so one driver measures torch, DeepSparse and MXNet rows in the
+same minutes.
+
+Protocol: JSON lines. The driver writes commands to stdin; the worker answers on the stdout it was started with,
+which it keeps for itself: file descriptor 1 is pointed at stderr first, so what a framework prints never mixes
+with an answer. First answer: `{"loaded": true, "libraries": ..., "extra": [...]}` or `{"error": ...}`.
+Commands: `{"op": "block", "cell": i, "warmup": bool}` → `{"samples": [...]}` (or `{"error": ...}`);
+`{"op": "close"}` ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+
+def _answer(out, message: dict) -> None:
+    out.write(json.dumps(message, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n")
+    out.flush()
+
+
+def serve(spec: dict, commands, out) -> int:
+    from adapters.base import Numerics, Options
+    from bench.artifacts import Artifact
+    from bench.cell import Cell
+    from bench.environment import library_versions
+    from bench.runtimes import get_runtime
+    from bench.timing import Budget, measure
+    from suites import get_suite
+
+    cells = [Cell(**c) for c in spec["cells"]]
+    first, adapter, threads = cells[0], None, spec["settings"]["threads"]
+    try:
+        try:
+            adapter = get_runtime(first.runtime).load_adapter_class()()
+            adapter.load(Artifact.from_summary(spec["artifact"]), Numerics(first.precision, first.sparsity),
+                         first.device, Options(threads=threads))
+            inputs = [get_suite(c.suite).inputs(adapter, c) for c in cells]
+        except Exception as exc:  # the same for every cell of the variant
+            traceback.print_exc()
+            _answer(out, {"error": f"{type(exc).__name__}: {exc}", "status": _status(exc)})
+            return 0
+        _answer(out, {"loaded": True, "libraries": library_versions(), "runtime": adapter.info(),
+                      "extra": [extra for _, extra in inputs]})
+        for line in commands:
+            command = json.loads(line)
+            if command.get("op") != "block":
+                break
+            i = command["cell"]
+            block = Budget(**command["budget"])
+            try:
+                _answer(out, {"samples": measure(inputs[i][0], block)})
+            except Exception as exc:  # a framework error: this variant's cells fail, the other variants go on
+                traceback.print_exc()
+                _answer(out, {"error": f"{type(exc).__name__}: {exc}", "status": "failed"})
+                return 0
+        return 0
+    finally:
+        if adapter is not None:
+            adapter.close()
+
+
+def _status(exc: BaseException) -> str:
+    from bench.errors import CellSkipped
+
+    return "skipped" if isinstance(exc, CellSkipped) else "failed"
+
+
+def main(argv: list[str]) -> int:
+    from bench.environment import apply_offline_env
+
+    apply_offline_env()
+    answers = os.fdopen(os.dup(1), "w")  # the driver's channel; fd 1 now goes to stderr for framework chatter
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    with open(argv[0], encoding="utf-8") as f:
+        spec = json.load(f)
+    return serve(spec, sys.stdin, answers)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

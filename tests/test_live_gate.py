@@ -1,0 +1,92 @@
+"""The live A/B gate: two sides measured in the same rounds, judged on paired per-round ratios; bad sides are one
+line and exit 2, a real slowdown is a regression (exit 1), the same code twice is not."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.cell import Cell
+from bench.cli import main
+from bench.errors import UsageError
+from bench.gate.change import IMPROVED, NOT_SIGNIFICANT, REGRESSION, WITHIN
+from bench.gate.live import FAILED, judge, parse_side
+from bench.gate.rules import Rules
+from tests.test_rounds import steady  # noqa: F401  (fixture)
+
+CELL = Cell("m", "torch", "fp32", "dense", "cpu", "latency", 1, 128)
+
+
+def rounds(factor: float, seed: int, n: int = 12) -> tuple[dict, dict]:
+    rng = np.random.default_rng(seed)
+    drift = np.exp(rng.normal(0, 0.2, n))  # the machine's state moves between rounds, both sides alike
+    base = {r: 0.02 * d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
+    new = {r: factor * 0.02 * d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
+    return base, new
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [(1.10, REGRESSION), (0.90, IMPROVED), (1.02, WITHIN)])
+def test_a_change_beyond_its_threshold_and_significant_on_paired_rounds_gets_its_verdict(factor, verdict):
+    change = judge(CELL, "latency", *rounds(factor, seed=3), Rules())
+    assert change.verdict == verdict and change.low <= change.ratio <= change.high
+    assert abs(change.change_pct - 100 * (factor - 1)) < 1.5
+
+
+def test_a_change_the_rounds_cannot_resolve_is_not_significant():
+    base, new = rounds(1.10, seed=4, n=3)
+    noisy = {r: v * f for (r, v), f in zip(new.items(), (0.8, 1.5, 1.1), strict=True)}
+    assert judge(CELL, "latency", base, noisy, Rules()).verdict == NOT_SIGNIFICANT
+
+
+def test_a_side_without_results_fails_the_cell():
+    assert judge(CELL, "latency", None, {0: 1.0}, Rules(), "died").verdict == FAILED
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("speed=fast", "expected KEY=VALUE with KEY one of code, python, backbone"),
+    ("python=/no/such/python", "not a file"),
+    ("code=/", "not a checkout of this project"),
+])
+def test_a_side_that_cannot_be_built_is_one_line(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_side("base", text)
+
+
+def live_preset(tmp_path, model):
+    preset = tmp_path / "live.toml"
+    preset.write_text(f"""[matrix]
+backbones = ["{model}"]
+runtimes = ["steady"]
+precisions = ["fp32"]
+suites = ["latency"]
+[latency]
+seq_lens = [8]
+warmup_iters = 1
+warmup_s = 0.0
+min_iters = 24
+min_time_s = 0.0
+[run]
+threads = 1
+""")
+    return preset
+
+
+def test_live_gate_catches_a_real_slowdown_and_passes_the_same_model_twice(steady, tmp_path, capsys):  # noqa: F811
+    slower = tmp_path / "slower"
+    slower.mkdir()
+    for f in steady.iterdir():
+        (slower / f.name).write_bytes(f.read_bytes())
+    config = json.loads((steady / "config.json").read_text())
+    (steady / "config.json").write_text(json.dumps(config | {"steady_ms": 3.0}))
+    (slower / "config.json").write_text(json.dumps(config | {"steady_ms": 3.6}))  # 20% slower per forward
+    preset = live_preset(tmp_path, steady)
+    code = main(["live", "--base", f"backbone={steady}", "--new", f"backbone={slower}", "--preset", str(preset),
+                 "--rounds", "8", "--out", str(tmp_path / "ab")])
+    out = capsys.readouterr().out
+    assert code == 1 and out.startswith("REGRESSION") and f"| {REGRESSION} |" in out
+    assert all((tmp_path / "ab" / side / "records.jsonl").is_file() for side in ("base", "new"))
+    code = main(["live", "--base", f"backbone={steady}", "--new", f"backbone={steady}", "--preset", str(preset),
+                 "--rounds", "8", "--out", str(tmp_path / "aa")])
+    assert code == 0 and capsys.readouterr().out.startswith("no regression")
