@@ -64,7 +64,9 @@ def block_budget(budget: Budget, rounds: int, first: bool) -> Budget:
                   max_time_s=max(budget.max_time_s / rounds, 1e-3))
 
 
-class _Worker:
+class LiveWorker:
+    """One variant's loaded worker (bench/rounds_worker.py) and the channel to it."""
+
     def __init__(self, variant: Variant, settings: dict, tmp: Path, index: int):
         spec = tmp / f"variant-{index}.json"
         spec.write_text(json.dumps({"cells": [asdict(c) for c in variant.cells], "artifact": variant.artifact,
@@ -145,10 +147,10 @@ def interleave(variants: list[Variant], budgets: Callable[[Cell], Budget], setti
     rng = np.random.default_rng(seed)
     outcomes = [[Outcome() for _ in v.cells] for v in variants]
     with tempfile.TemporaryDirectory(prefix="bench-rounds-") as tmp:
-        workers: dict[int, _Worker] = {}
+        workers: dict[int, LiveWorker] = {}
         try:
             for v, variant in enumerate(variants):
-                worker = _Worker(variant, settings, Path(tmp), v)
+                worker = LiveWorker(variant, settings, Path(tmp), v)
                 answer = worker.ask(None, LOAD_TIMEOUT_S)
                 if "error" in answer:
                     worker.close()

@@ -3,9 +3,11 @@
 Why: a harness number is only worth publishing if a tool its vendor ships agrees with it. For each
 runtime:precision:sparsity given, this runs one harness latency cell (runner: own subprocess, latency suite,
 real text, batch 1) and `deepsparse.benchmark -s sync` with the matching engine (`-e deepsparse` or
-`-e onnxruntime`) on the same cached file, the same shapes and the same cores, back to back in one session,
-and prints both medians and their difference. Run it in the deepsparse environment after the torch
-environment has exported the models, e.g.
+`-e onnxruntime`) on the same cached file, the same shapes and the same cores, interleaved: in each of
+--rounds rounds every variant's harness block (a live worker, model loaded once, as `bench run` rounds measure)
+and its `deepsparse.benchmark` run come back to back in a random order, so both see the same machine. It prints
+the per-round ratio harness/CLI (geometric mean, 95% interval). Run it in the deepsparse environment after the
+torch environment has exported the models, e.g.
 
     NM_DISABLE_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 BENCH_CACHE=.cache/backbone-bench \\
         .nox/bench-family-deepsparse/bin/python benchmarks/deepsparse_vs_cli.py --backbone bert-base-uncased
@@ -25,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -32,30 +36,38 @@ from bench import exports
 from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.errors import UsageError
-from bench.plan import plan_from_dict
 from bench.pruning import for_sparsity
-from bench.records import RECORDS_FILE, read
-from bench.runner import default_threads, run
+from bench.runner import default_threads
 from bench.runtimes import get_runtime
+from bench.stats import paired_ratio
 
 DEFAULT_VARIANTS = "deepsparse:fp32:dense,deepsparse:fp32:pruned90,onnxruntime:fp32:dense,onnxruntime:int8:dense"
-AGREE_PCT = 5.0
+AGREE_PCT = 3.0
 
 
-def harness_median(backbone: str, runtime: str, precision: str, sparsity: str, seq_len: int, threads: int,
-                   seconds: float, out: Path) -> dict:
-    plan = plan_from_dict({
-        "matrix": {"backbones": [backbone], "runtimes": [runtime], "precisions": [precision],
-                   "sparsities": [sparsity], "suites": ["latency"]},
-        "latency": {"seq_lens": [seq_len], "warmup_iters": 3, "warmup_s": 2.0, "min_iters": 10,
-                    "min_time_s": seconds, "max_time_s": 4 * seconds + 60},
-        "run": {"threads": threads, "timeout_s": 1800}})
-    run(plan, out, force=True)
-    rec = read(out / RECORDS_FILE)[-1]
-    if rec.status != "ok":
-        return {"status": rec.status, "reason": rec.reason}
-    return {"status": "ok", "median_ms": rec.metrics["p50_ms"], "n": rec.metrics["n"], "cv": rec.metrics["cv"],
-            "runtime": rec.runtime}
+def harness_worker(base, runtime: str, precision: str, sparsity: str, seq_len: int, threads: int, tmp: Path, i: int):
+    """A live worker of the harness for one variant (bench/rounds_worker.py): loaded once, timed in blocks."""
+    from bench.cell import Cell
+    from bench.rounds import LiveWorker, Variant
+
+    cell = Cell(base.backbone, runtime, precision, sparsity, "cpu", "latency", 1, seq_len)
+    variant = Variant([cell], for_sparsity(base, sparsity).summary(), sys.executable)
+    worker = LiveWorker(variant, {"threads": threads}, tmp, i)
+    answer = worker.ask(None, 900)
+    if "error" in answer:
+        worker.close()
+        raise UsageError(f"{runtime} {precision} {sparsity}: {answer['error']}")
+    return worker
+
+
+def harness_block(worker, seconds: float, first: bool) -> dict:
+    budget = {"warmup_iters": 3 if first else 1, "warmup_s": 2.0 if first else 0.0, "min_iters": 10,
+              "min_time_s": seconds, "max_time_s": 4 * seconds + 60}
+    answer = worker.ask({"op": "block", "cell": 0, "budget": budget}, 8 * seconds + 300)
+    if "error" in answer:
+        return {"status": "failed", "reason": answer["error"]}
+    samples = sorted(answer["samples"])
+    return {"status": "ok", "median_ms": 1e3 * samples[len(samples) // 2], "n": len(samples)}
 
 
 def cli_median(model: Path, engine: str, seq_len: int, threads: int, seconds: float, tmp: Path) -> dict:
@@ -82,17 +94,15 @@ def cli_median(model: Path, engine: str, seq_len: int, threads: int, seconds: fl
             "iterations": int(bench["iterations"]), "command": " ".join(cmd)}
 
 
-def _ms(result: dict) -> str:
-    return f"{result['median_ms']:.1f}" if result["status"] == "ok" else f"{result['status']}: {result['reason']}"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backbone", default="bert-base-uncased")
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"runtime:precision:sparsity,... ({DEFAULT_VARIANTS})")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--threads", type=int, default=0, help="cores for both (default: physical cores)")
-    p.add_argument("--time", type=float, default=15.0, help="seconds each measurement runs (default 15)")
+    p.add_argument("--time", type=float, default=5.0, help="seconds each block runs, per side (default 5)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random orders")
     p.add_argument("--out", type=Path, default=Path("bench-results") / "deepsparse-vs-cli")
     args = p.parse_args(argv)
     threads = args.threads or default_threads()
@@ -101,39 +111,58 @@ def main(argv: list[str] | None = None) -> int:
         if any(len(v) != 3 for v in variants):
             raise UsageError(f"--variants: each must be runtime:precision:sparsity, got {args.variants!r}")
         base = artifact_for(get_backbone(args.backbone))
-        rows = []
+        rng = np.random.default_rng(args.seed)
         with tempfile.TemporaryDirectory(prefix="ds-vs-cli-") as tmp:
-            for runtime, precision, sparsity in variants:
+            models, workers, blocks = [], [], {v: [] for v in variants}
+            for i, (runtime, precision, sparsity) in enumerate(variants):
                 form = get_runtime(runtime).form(precision)
                 if form is None:
                     raise UsageError(f"{runtime} has no ONNX form for precision {precision!r}")
-                model = exports.ready_file(for_sparsity(base, sparsity), form)
-                engine = "deepsparse" if runtime == "deepsparse" else "onnxruntime"
-                print(f"{runtime} {precision} {sparsity}: {model}", flush=True)
-                harness = harness_median(args.backbone, runtime, precision, sparsity, args.seq_len, threads,
-                                         args.time, args.out / f"{runtime}-{precision}-{sparsity}")
-                cli = cli_median(model, engine, args.seq_len, threads, args.time, Path(tmp))
-                diff = (100 * (harness["median_ms"] / cli["median_ms"] - 1)
-                        if harness["status"] == cli["status"] == "ok" else None)
-                rows.append({"runtime": runtime, "precision": precision, "sparsity": sparsity, "model": model.name,
-                             "harness": harness, "cli": cli, "diff_pct": diff})
-                print(f"  harness {harness.get('median_ms', harness.get('reason'))} ms, deepsparse.benchmark "
-                      f"-e {engine} {cli.get('median_ms', cli.get('reason'))} ms, diff {diff}", flush=True)
+                models.append(exports.ready_file(for_sparsity(base, sparsity), form))
+                workers.append(harness_worker(base, runtime, precision, sparsity, args.seq_len, threads, Path(tmp), i))
+            try:
+                for r in range(args.rounds):
+                    for i in rng.permutation(len(variants)):
+                        runtime, precision, sparsity = variants[i]
+                        engine = "deepsparse" if runtime == "deepsparse" else "onnxruntime"
+                        pair = {}
+                        for side in rng.permutation(["harness", "cli"]):
+                            pair[side] = harness_block(workers[i], args.time, r == 0) if side == "harness" else \
+                                cli_median(models[i], engine, args.seq_len, threads, args.time, Path(tmp))
+                        blocks[variants[i]].append(pair)
+                        print(f"round {r + 1}/{args.rounds} {runtime} {precision} {sparsity}: harness "
+                              f"{pair['harness'].get('median_ms', pair['harness'].get('reason'))} ms, CLI "
+                              f"{pair['cli'].get('median_ms', pair['cli'].get('reason'))} ms", flush=True)
+            finally:
+                for w in workers:
+                    w.close()
+        rows = []
+        for (runtime, precision, sparsity), model in zip(variants, models, strict=True):
+            ok = [(k, b) for k, b in enumerate(blocks[runtime, precision, sparsity])
+                  if b["harness"]["status"] == b["cli"]["status"] == "ok"]
+            paired = paired_ratio({k: b["harness"]["median_ms"] for k, b in ok},
+                                  {k: b["cli"]["median_ms"] for k, b in ok})
+            rows.append({"runtime": runtime, "precision": precision, "sparsity": sparsity, "model": model.name,
+                         "rounds": blocks[runtime, precision, sparsity],
+                         "diff_pct": None if paired is None else 100 * (paired.ratio - 1),
+                         "interval_pct": None if paired is None else [100 * (paired.low - 1),
+                                                                      100 * (paired.high - 1)]})
     except UsageError as exc:
         print(f"deepsparse_vs_cli: error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"backbone": args.backbone, "seq_len": args.seq_len, "batch": 1, "threads": threads,
-               "seconds": args.time, "rows": rows}
+               "seconds": args.time, "rounds": args.rounds, "rows": rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    print(f"\n{args.backbone}, batch 1, seq {args.seq_len}, {threads} cores, -s sync, {args.time:g} s each\n")
-    print("| runtime | precision | sparsity | harness p50 ms | deepsparse.benchmark median ms | diff % | within 5% |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n{args.backbone}, batch 1, seq {args.seq_len}, {threads} cores, -s sync, {args.rounds} interleaved rounds "
+          f"of {args.time:g} s a side\n")
+    print(f"| runtime | precision | sparsity | harness / deepsparse.benchmark | 95% interval | within {AGREE_PCT:g}% |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        d = r["diff_pct"]
+        d, ci = r["diff_pct"], r["interval_pct"]
         verdict = "–" if d is None else ("yes" if abs(d) <= AGREE_PCT else "NO")
-        print(f"| {r['runtime']} | {r['precision']} | {r['sparsity']} | {_ms(r['harness'])} | {_ms(r['cli'])} | "
-              f"{'–' if d is None else f'{d:+.1f}'} | {verdict} |")
+        print(f"| {r['runtime']} | {r['precision']} | {r['sparsity']} | {'–' if d is None else f'{d:+.1f}%'} | "
+              f"{'–' if ci is None else f'{ci[0]:+.1f}% … {ci[1]:+.1f}%'} | {verdict} |")
     print(f"\nwrote {args.out / 'summary.json'}")
     return 0
 

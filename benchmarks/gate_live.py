@@ -1,0 +1,101 @@
+"""Live gate quality: how often `bench live` alarms on the same code twice (A/A), and how often it catches a real
+slowdown injected into the torch adapter (its forward then spins for a fixed fraction of its own time: work added
+in proportion to the forward), with the time each comparison takes.
+
+    python benchmarks/gate_live.py [--pairs 20] [--rounds 20] [--slowdowns 0.10,0.05] [--out results/...json]
+
+Each comparison is `bench live --base code=A --new code=B --preset quick` on git worktrees of HEAD (B patched for
+the slowdowns). Run it on an otherwise idle machine; it takes about a minute per comparison on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ADAPTER = "adapters/torch_hf/adapter.py"
+ORIGINAL = "    def forward(self, batch: Batch) -> np.ndarray:\n        with torch.inference_mode():"
+SLOWED = """    def forward(self, batch: Batch) -> np.ndarray:
+        import time as _time
+
+        start = _time.perf_counter()
+        out = self._unslowed_forward(batch)
+        until = _time.perf_counter() + (_time.perf_counter() - start) * {fraction!r}
+        while _time.perf_counter() < until:
+            pass
+        return out
+
+    def _unslowed_forward(self, batch: Batch) -> np.ndarray:
+        with torch.inference_mode():"""
+
+
+def worktree(where: Path, fraction: float | None) -> Path:
+    subprocess.run(["git", "worktree", "add", "--detach", str(where), "HEAD"], cwd=ROOT, check=True,
+                   capture_output=True)
+    if fraction:
+        path = where / ADAPTER
+        text = path.read_text()
+        if ORIGINAL not in text:
+            sys.exit(f"{ADAPTER}: forward() changed; update this script's patch")
+        path.write_text(text.replace(ORIGINAL, SLOWED.format(fraction=fraction)))
+    return where
+
+
+def live(base: Path, new: Path, rounds: int, out: Path) -> dict:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "live", "--base", f"code={base}", "--new", f"code={new}",
+                           "--preset", "quick", "--rounds", str(rounds), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True)
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| minilm")]
+    changes = [float(m.group(1)) for line in rows if (m := re.search(r"\| ([+-][0-9.]+)% \|", line))]
+    return {"exit": proc.returncode, "seconds": round(time.monotonic() - start, 1), "alarm": proc.returncode == 1,
+            "regressions": sum("REGRESSION" in line for line in rows), "changes_pct": changes,
+            "error": proc.stderr.strip().splitlines()[-1] if proc.returncode == 2 else None}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--slowdowns", default="0.10,0.05")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    fractions = [float(f) for f in args.slowdowns.split(",") if f]
+    results: dict[str, list[dict]] = {"A/A": [], **{f"{100 * f:g}% slower": [] for f in fractions}}
+    with tempfile.TemporaryDirectory(prefix="gate-live-") as tmp:
+        tmp = Path(tmp)
+        trees = {"base": worktree(tmp / "base", None), "same": worktree(tmp / "same", None)}
+        trees |= {f"{100 * f:g}% slower": worktree(tmp / f"slow-{f}", f) for f in fractions}
+        try:
+            for i in range(args.pairs):  # the kinds alternate, so drift over the session hits them alike
+                for kind in results:
+                    new = trees["same"] if kind == "A/A" else trees[kind]
+                    r = live(trees["base"], new, args.rounds, tmp / "out" / f"{i}-{len(results[kind])}")
+                    results[kind].append(r)
+                    print(f"{kind:12s} {i + 1}/{args.pairs}: exit {r['exit']}, {r['regressions']} regressions, "
+                          f"changes {r['changes_pct']}, {r['seconds']} s", flush=True)
+        finally:
+            for tree in trees.values():
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+    summary = {kind: {"comparisons": len(rs), "alarms": sum(r["alarm"] for r in rs),
+                      "errors": sum(r["exit"] == 2 for r in rs),
+                      "median_seconds": sorted(r["seconds"] for r in rs)[len(rs) // 2] if rs else None}
+               for kind, rs in results.items()}
+    for kind, s in summary.items():
+        print(f"{kind}: {s['alarms']}/{s['comparisons']} alarmed, {s['errors']} errors, median {s['median_seconds']} s")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"rounds": args.rounds, "preset": "quick", "summary": summary,
+                                        "comparisons": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
