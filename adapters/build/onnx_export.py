@@ -213,7 +213,7 @@ def quantize(artifact: Artifact, form: str, source: Path, out: Path) -> dict:
 
 def reference_outputs(artifact: Artifact) -> tuple[Encoded, np.ndarray, dict]:
     """Torch fp32 outputs on the parity probe, through the torch adapter itself (the path torch cells run)."""
-    from adapters.base import Options, Numerics
+    from adapters.base import Numerics, Options
     from adapters.torch_hf.adapter import TorchHFAdapter
 
     adapter = TorchHFAdapter()
