@@ -24,10 +24,6 @@ class LatencySettings:
     min_time_s: float = 5.0
     max_time_s: float = 60.0
 
-    @property
-    def budget(self) -> Budget:
-        return Budget(self.warmup_iters, self.warmup_s, self.min_iters, self.min_time_s, self.max_time_s)
-
 
 def forward_inputs(adapter, cell) -> tuple[Callable[[], object], dict]:
     """adapter.forward on `cell.batch` real texts filling `cell.seq_len` tokens (encoded once), and its FLOPs."""
@@ -47,7 +43,9 @@ class Timed(Suite):
     timed = True
 
     def budget(self, settings) -> Budget:
-        return settings.budget
+        """From the settings' five budget fields (each timed suite declares them, with its own defaults)."""
+        return Budget(settings.warmup_iters, settings.warmup_s, settings.min_iters, settings.min_time_s,
+                      settings.max_time_s)
 
     def inputs(self, adapter, cell):
         return forward_inputs(adapter, cell)

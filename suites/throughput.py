@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.stats import summarize
-from bench.timing import Budget
 from suites.base import SuiteResult
 from suites.latency import Timed
 
@@ -21,10 +20,6 @@ class ThroughputSettings:
     min_iters: int = 3
     min_time_s: float = 3.0
     max_time_s: float = 60.0
-
-    @property
-    def budget(self) -> Budget:
-        return Budget(self.warmup_iters, self.warmup_s, self.min_iters, self.min_time_s, self.max_time_s)
 
 
 class Throughput(Timed):
