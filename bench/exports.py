@@ -27,7 +27,7 @@ from bench.artifacts import Artifact, cache_root, sha256_file
 from bench.errors import CellError, UsageError
 from bench.files import atomic_write
 from bench.keys import digest
-from bench.recipes import EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN, QUANT_RECIPE, probe_texts
+from bench.recipes import EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN, QUANT_RECIPE, int8_ident, probe_texts
 from bench.tokenizer import Encoded
 
 FORMS = ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static")
@@ -53,7 +53,7 @@ def derived_dir(artifact: Artifact) -> Path:
 def _key(artifact: Artifact, what: str) -> str:
     ident = [artifact.content_hash, what, EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN]
     if what.startswith("onnx-int8"):
-        ident.append(QUANT_RECIPE)
+        ident += [QUANT_RECIPE, int8_ident(what)]
     return digest(ident, 12)
 
 

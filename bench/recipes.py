@@ -8,15 +8,58 @@ probe, the rest calibrate static INT8 (calibrating on the probe would flatter IN
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from bench.tokenizer import Encoded, Tokenizer, sample_sentences
 
+
+@dataclass(frozen=True)
+class OrtInt8Recipe:
+    """ONNX Runtime INT8 of the Linear layers' MatMuls (weights constant; the pooler and classifier are Gemm
+    nodes and embeddings Gather nodes, so they stay fp32). A fine-tuned model's fallback set is searched on its
+    task's train split (adapters/build/ort_int8.py), never dev: MatMuls are tried back in fp32 in the order of
+    how much their quantization moves the outputs, while each step still halves what is left of the distance."""
+
+    per_channel: bool = True
+    search_unit: str = "node"  # "node": each MatMul; "role": one role (query, ffn_out, ...) across all layers
+    max_fallback: int = 4  # units kept fp32 at most (each costs speed)
+    min_gain: float = 0.25  # a fallback step is kept if it removes at least this share of the remaining distance
+    calibration: tuple[str, ...] = ()  # static: calibration methods the search chooses from (first = untuned)
+    calibration_sizes: tuple[int, ...] = ()  # static: task train examples calibrated on, chosen the same way
+
+
+ORT_INT8 = {"onnx-int8-dynamic": OrtInt8Recipe(),
+            "onnx-int8-static": OrtInt8Recipe(search_unit="role", max_fallback=2, calibration=("MinMax",),
+                                              calibration_sizes=(64, 256))}
+# Percentile and Entropy are not offered: ONNX Runtime's histogram collector stacks every calibration batch into
+# one array, so it needs equal shapes, and this calibration runs unpadded sentences (padding would add the
+# activations of pad positions to the ranges)
+# a model without a task gets no search; static then keeps the FFN output projections in fp32: their input
+# (after GELU) has outliers a per-tensor activation scale cannot cover (hidden-state cosine 0.87 -> 0.986 on MiniLM)
+UNTUNED_FALLBACK = {"onnx-int8-dynamic": (), "onnx-int8-static": ("ffn_out",)}
+
+
+def reduce_range() -> bool:
+    """7-bit weights only where the CPU lacks VNNI: without it, u8×s8 products are summed in saturating int16
+    (AVX2 vpmaddubsw), with VNNI (vpdpbusd) in int32, where full 8-bit weights lose nothing."""
+    from bench.environment import native_support
+
+    return not native_support("int8")
+
+
+def int8_ident(form: str) -> dict:
+    """What a quantized file's cache key and record hold of its recipe (the VNNI choice is per machine)."""
+    return asdict(ORT_INT8[form]) | {"reduce_range": reduce_range(), "untuned": UNTUNED_FALLBACK[form]}
+
 EXPORT_VERSION = 2  # bump when the export changes the bytes it writes
-QUANT_RECIPE = 2  # bump when a quantization recipe changes
+QUANT_RECIPE = 3  # bump when a quantization recipe changes
 ONNX_OPSET = 14  # legacy exporter, IR version 7: DeepSparse reads IR <= 9 only
 PROBE_SEQ_LEN = 64
 CALIBRATION_SEQ_LEN = 128  # the timing inputs' length: calibrated ranges cover the shapes that are measured
 WINDOW_STRIDE = 4  # one window of joined calibration sentences per this many sentences
-TASK_EXAMPLES = 64  # train examples of a fine-tuned model's task added to its calibration set
+TASK_EXAMPLES = 64  # train examples of a fine-tuned model's task added to its calibration set (untuned)
+MAX_TASK_EXAMPLES = 256  # the most the static search may choose (OrtInt8Recipe.calibration_sizes)
+SEARCH_EXAMPLES = 256  # train examples (disjoint from those) that the INT8 fallback search scores against fp32
 
 
 def probe_texts() -> list[str]:
@@ -40,10 +83,30 @@ def calibration_windows() -> list[str]:
     return [" ".join(texts[start:] + texts[:start]) for start in range(0, len(texts), WINDOW_STRIDE)]
 
 
-def task_calibration(task: str) -> tuple[list[str], list[str] | None]:
-    """A fine-tuned model's extra calibration inputs: examples of its task's train split, never dev (calibrating on
-    what is then scored would flatter INT8). Raises bench.glue.data.DataMissing without the train split."""
+def task_calibration(task: str, n: int = TASK_EXAMPLES) -> tuple[list[str], list[str] | None]:
+    """A fine-tuned model's extra calibration inputs: `n` examples of its task's train split, never dev
+    (calibrating on what is then scored would flatter INT8), the first of one seeded order, and at most half of a
+    small train split, so the search below always has examples of its own. Raises bench.glue.data.DataMissing
+    without the train split."""
+    if not 0 < n <= MAX_TASK_EXAMPLES:
+        raise ValueError(f"task calibration size {n} outside 1..{MAX_TASK_EXAMPLES}")
+    a, b, reserved = _train_order(task)
+    k = min(n, reserved)
+    return a[:k], b[:k] if b else None
+
+
+def search_sample(task: str) -> tuple[list[str], list[str] | None]:
+    """The INT8 fallback search's inputs: SEARCH_EXAMPLES train examples after those any calibration may use, in
+    the same seeded order (disjoint from every calibration set, never dev). The fine-tune saw them, so the
+    search scores agreement with the fp32 model's outputs, not labels."""
+    a, b, reserved = _train_order(task)
+    end = reserved + SEARCH_EXAMPLES
+    return a[reserved:end], b[reserved:end] if b else None
+
+
+def _train_order(task: str) -> tuple[list[str], list[str] | None, int]:
     from bench.glue.data import calibration_sample
     from bench.glue.tasks import get_task
 
-    return calibration_sample(get_task(task), n=TASK_EXAMPLES)
+    a, b = calibration_sample(get_task(task), n=MAX_TASK_EXAMPLES + SEARCH_EXAMPLES)
+    return a, b, min(MAX_TASK_EXAMPLES, len(a) // 2)

@@ -58,16 +58,27 @@ def run_key(cell: Cell, artifact: Artifact | None, machine: str) -> str:
 
 
 def precision_peaks(runtimes: tuple[str, ...], threads: int) -> dict:
-    """bf16/fp16/int8 GEMM peaks from the first installed runtime that can measure them (the fp32 one is numpy's,
-    `gemm_peak`); a failure to measure leaves them out with the reason, it never stops the run."""
+    """GEMM peaks per precision from every installed runtime that measures them (torch: bf16/fp16/int8;
+    ONNX Runtime: fp32/int8), the best of them per precision, each naming what measured it (`by`). A library
+    may not know a new CPU and run slower kernels (numpy's fp32 `gemm_peak` is kept beside them); a failure to
+    measure leaves a precision out with the reason, it never stops the run."""
+    best: dict = {}
+    errors = []
     for name in runtimes:
         rt = get_runtime(name)
-        if rt.peaks and not rt.missing_modules():
-            try:
-                return rt.measure_peaks(threads) | {"by": name}
-            except Exception as exc:  # a framework error in a yardstick: the rows lose their % column only
-                return {"error": f"{name}: {type(exc).__name__}: {exc}"}
-    return {}
+        if not rt.peaks or rt.missing_modules():
+            continue
+        try:
+            found = rt.measure_peaks(threads)
+        except Exception as exc:  # a framework error in a yardstick: the rows lose their % column only
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        for precision, entry in found.items():
+            if precision == "skipped":
+                best.setdefault("skipped", {}).update({f"{name} {k}": v for k, v in entry.items()})
+            elif entry.get("gflops", 0) > best.get(precision, {}).get("gflops", 0):
+                best[precision] = entry | {"by": name}
+    return best | ({"error": "; ".join(errors)} if errors else {})
 
 
 def default_threads() -> int:

@@ -74,7 +74,7 @@ RUNTIMES: dict[str, Runtime] = {
         Runtime("onnxruntime", "adapters.ort_runtime:OrtAdapter", "onnxruntime", ("onnxruntime", "onnx"),
                 {"cpu": ("fp32", "int8", "int8-static"), "cuda": ("fp32", "fp16")},
                 forms={"fp32": "onnx-fp32", "fp16": "onnx-fp32", "int8": "onnx-int8-dynamic",
-                       "int8-static": "onnx-int8-static"}),
+                       "int8-static": "onnx-int8-static"}, peaks="adapters.ort_peak:measure"),
         # DeepSparse runs static QDQ INT8 only: an ORT dynamic-INT8 graph (MatMulInteger) aborts its process.
         Runtime("deepsparse", "adapters.deepsparse_runtime:DeepSparseAdapter", "deepsparse",
                 ("deepsparse", "onnx"), {"cpu": ("fp32", "int8-static")},
@@ -102,11 +102,18 @@ def interpreter(name: str, pythons: dict[str, str] | None = None) -> str | None:
 
 def pythons_from_env() -> dict[str, str]:
     """$BENCH_PYTHONS: `extra=PATH,extra=PATH`, the interpreters of other runtime environments."""
+    return parse_pythons(filter(None, (i.strip() for i in os.environ.get("BENCH_PYTHONS", "").split(","))),
+                         "BENCH_PYTHONS")
+
+
+def parse_pythons(items, where: str) -> dict[str, str]:
+    """EXTRA=PATH items (`--python`, $BENCH_PYTHONS) → {extra: interpreter path}."""
     out = {}
-    for item in filter(None, (i.strip() for i in os.environ.get("BENCH_PYTHONS", "").split(","))):
+    for item in items:
         extra, sep, path = item.partition("=")
-        if not sep or not path:
-            raise UsageError(f"BENCH_PYTHONS: {item!r} is not extra=PATH")
+        if not sep or not extra.strip() or not path.strip():
+            raise UsageError(f"{where} {item!r}: expected EXTRA=PATH, e.g. "
+                             "deepsparse=.nox/bench-family-deepsparse/bin/python")
         out[extra.strip()] = path.strip()
     return out
 

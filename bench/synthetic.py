@@ -100,3 +100,12 @@ def result_set(seed: int, n_cells: int = 12, slowdown: float = 1.0, machine: str
         speed = rng.lognormal(0.0, drift) if drift else 1.0
         out.append(timed(cell, lognormal(rng, median * slowdown * speed, cell_cv, count), machine=machine))
     return out
+
+
+def glue_predictions(cell: Cell, task: str, predictions, labels, machine: str = MACHINE) -> Record:
+    """A GLUE record that kept its predictions (as the glue suite writes them): accuracy from them, so the
+    report's paired intervals can be checked against the same numbers."""
+    preds, gold = np.asarray(predictions), np.asarray(labels)
+    rec = glue(cell, task, machine=machine, accuracy=float((preds == gold).mean()), metric="accuracy",
+               n=len(gold))
+    return replace(rec, samples={"predictions": preds.tolist(), "labels": gold.tolist()})

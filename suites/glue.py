@@ -139,11 +139,14 @@ def measure(adapter, cell, settings: GlueSettings) -> SuiteResult:
     outputs, seconds, tokens = evaluate(adapter, dev, settings.batch_size, settings.max_length)
     preds = metrics.predictions(task, outputs)
     result = metrics.compute(task, preds, dev.labels)
+    # every prediction, in dev order: the report's paired intervals compare rows on the very same examples
+    kept = {"predictions": [round(float(v), 5) if task.is_regression else int(v) for v in preds],
+            "labels": [float(v) if task.is_regression else int(v) for v in dev.labels]}
     return SuiteResult(result | {
         "metric": task.headline, "n": len(dev), "eval_s": seconds, "split": "dev",
         "sequences_per_s": len(dev) / seconds, "tokens_per_s": tokens / seconds,
         "batch_size": settings.batch_size, "max_length": settings.max_length,
-        "dev_sha256": data.manifest(task)["splits"]["dev"]["sha256"]})
+        "dev_sha256": data.manifest(task)["splits"]["dev"]["sha256"]}, samples=kept)
 
 
 def evaluate(adapter, split: data.Split, batch_size: int, max_length: int) -> tuple[np.ndarray, float, int]:

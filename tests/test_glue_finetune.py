@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from bench.environment import native_support
 from bench.glue import data, finetune
 from bench.glue.tasks import get_task, parse_tasks
 from tests.conftest import HAS_TORCH, make_tiny_model, read_json_lines
@@ -216,3 +217,55 @@ def test_a_killed_finetuning_resumes_to_the_same_weights(env, rte_model, tmp_pat
     assert meta["finetune"]["stats"]["resumed_at_step"] == 7
     assert resumed.content_hash == rte_model.content_hash  # bit-identical to the uninterrupted run
     assert not list((tmp_path / "cache" / "finetune-state").glob("*.pt"))  # resume point removed once done
+
+
+def test_the_int8_fallback_search_scores_train_examples_outside_every_calibration_set_and_dev(env):
+    from bench import recipes
+
+    train = data.load_split("rte", "train")
+    cal = recipes.task_calibration("rte", recipes.MAX_TASK_EXAMPLES)
+    search = recipes.search_sample("rte")
+    dev = data.load_split("rte", "dev")
+    pairs = lambda s: set(zip(*s, strict=True))  # noqa: E731
+    assert search[0] and pairs(search) <= set(zip(train.text_a, train.text_b, strict=True))
+    assert not pairs(search) & pairs(cal) and not pairs(search) & set(zip(dev.text_a, dev.text_b, strict=True))
+    assert len(cal[0]) <= len(train) // 2  # a small train split keeps half for the search
+
+
+@pytest.mark.parametrize("form", ["onnx-int8-dynamic", "onnx-int8-static"])
+def test_a_fine_tuned_models_int8_file_records_the_search_that_chose_its_fp32_fallbacks(rte_model, form):
+    import onnx
+
+    from bench import exports
+
+    path = exports.ready_file(rte_model, form)
+    meta = exports.read_sidecar(path)
+    found = meta["search"]
+    assert found["search_examples"] > 0 and "never dev" in found["search_split"]
+    assert found["evaluations"] + found["resumed_scores"] >= 2
+    assert found["chosen"]["distance"] <= found["all_quantized"]["distance"]
+    assert len(meta["kept_fp32"]) <= recipes_units(form)
+    graph = onnx.load(str(path)).graph
+    quantized = {n.name for n in graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")}
+    assert not quantized & set(meta["kept_fp32"])
+    assert meta["recipe"]["reduce_range"] == (not native_support("int8"))  # 7-bit weights only without VNNI
+
+
+def test_an_interrupted_int8_search_resumes_from_its_kept_scores_to_the_same_choice(rte_model):
+    from bench import exports
+
+    path = exports.ready_file(rte_model, "onnx-int8-dynamic")
+    first = exports.read_sidecar(path)
+    path.unlink()  # as if the build had died after the search measured everything
+    exports.sidecar(path).unlink()
+    again = exports.read_sidecar(exports.ready_file(rte_model, "onnx-int8-dynamic"))
+    assert again["search"]["evaluations"] == 0 and again["search"]["resumed_scores"] > 0
+    assert again["kept_fp32"] == first["kept_fp32"]
+
+
+def recipes_units(form: str) -> int:
+    """Nodes the recipe may keep fp32 at most (a role is one node per layer; the tiny model has 2 layers)."""
+    from bench import recipes
+
+    r = recipes.ORT_INT8[form]
+    return r.max_fallback * (1 if r.search_unit == "node" else 2)

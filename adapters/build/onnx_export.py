@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 import warnings
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import transformers
 from transformers import AutoModel, AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
+from adapters.build import ort_int8
 from bench import agreement, recipes
 from bench.artifacts import Artifact
 from bench.errors import CellError, UsageError
@@ -28,29 +28,8 @@ from bench.tokenizer import Encoded, Tokenizer
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 MIN_OPSET = 14  # scaled_dot_product / the eager attention export needs >= 14 on the legacy path
 MAX_IR_VERSION = 9  # DeepSparse 1.8 reads IR <= 9
-# INT8 = the Linear layers' matmuls (weights constant), as in torch dynamic quantization. Per-channel weights
-# with reduce_range (7-bit) avoid the u8s8 saturation of AVX2 kernels without VNNI; on the real MiniLM,
-# per-tensor INT8 left a hidden-state cosine of 0.95 (dynamic) and 0.78 (static), per-channel + reduce_range
-# 0.99 (dynamic). Static QDQ also keeps the FFN output projections in fp32: their input (after GELU) has
-# outliers a per-tensor activation scale cannot cover (0.87 -> 0.986 on MiniLM).
-QUANT_OPS = ["MatMul"]
-QUANT_OPTIONS = {"MatMulConstBOnly": True}
-QUANT_WEIGHTS = {"per_channel": True, "reduce_range": True}
-
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
-
-
-@contextlib.contextmanager
-def _quiet_root_logger():
-    """ORT's quantizer logs advice ("consider pre-processing") on the root logger for every call."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 class _KeywordWrapper(torch.nn.Module):
@@ -140,60 +119,11 @@ def export_onnx(artifact: Artifact, out: Path, opset: int = recipes.ONNX_OPSET) 
             "attention": "eager"}
 
 
-class _Calibration:
-    """Static-INT8 calibration batches (bench/recipes.py): each calibration sentence alone (no padding), a
-    fine-tuned model's task examples in batches of 8, and windows of real text filling the timing length."""
-
-    def __init__(self, tok: Tokenizer, names: list[str], artifact: Artifact | None = None):
-        n = recipes.CALIBRATION_SEQ_LEN
-        batches = [tok.encode([t], max_length=n, pad_to_max=False) for t in recipes.calibration_texts()]
-        if artifact is not None and artifact.task:
-            a, b = recipes.task_calibration(artifact.task)
-            batches += [tok.encode(a[i:i + 8], b[i:i + 8] if b else None, max_length=n, pad_to_max=False)
-                        for i in range(0, len(a), 8)]
-        batches += [tok.encode([window], max_length=n) for window in recipes.calibration_windows()]
-        self._feeds = iter([{n: b.as_dict()[n] for n in names} for b in batches])
-
-    def get_next(self) -> dict | None:
-        return next(self._feeds, None)
-
-    def rewind(self) -> None:  # ORT calls it between calibration passes; one MinMax pass is all we need
-        pass
-
-
 def quantize(artifact: Artifact, form: str, source: Path, out: Path) -> dict:
+    """The INT8 file (adapters/build/ort_int8.py), held to DeepSparse's IR limit and measured on the probe."""
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
 
-    with warnings.catch_warnings(), _quiet_root_logger():
-        warnings.simplefilter("ignore")
-        if form == "onnx-int8-dynamic":
-            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=QUANT_OPS,
-                             extra_options=QUANT_OPTIONS, **QUANT_WEIGHTS)
-            recipe = {"method": "onnxruntime.quantization.quantize_dynamic", "ops": QUANT_OPS,
-                      "weights": "int8 symmetric per-channel, reduce_range (7-bit)",
-                      "activations": "uint8, ranges computed at run time"}
-        else:
-            graph = onnx.load(str(source), load_external_data=False).graph
-            names = [i.name for i in graph.input]
-            ffn_out = [n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name
-                       and "attention" not in n.name]
-            reader = type("Reader", (_Calibration, CalibrationDataReader), {})(_tokenizer(artifact), names, artifact)
-            quantize_static(str(source), str(out), reader, quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=QUANT_OPS, calibrate_method=CalibrationMethod.MinMax,
-                            nodes_to_exclude=ffn_out, extra_options=QUANT_OPTIONS, **QUANT_WEIGHTS)
-            recipe = {"method": "onnxruntime.quantization.quantize_static (QDQ, MinMax)", "ops": QUANT_OPS,
-                      "weights": "int8 symmetric per-channel, reduce_range (7-bit)",
-                      "activations": "uint8 asymmetric, calibrated", "kept_fp32": len(ffn_out),
-                      "calibration_sentences": len(recipes.calibration_texts())}
+    recipe = ort_int8.quantize(artifact, form, source, out)
     proto = onnx.load(str(out), load_external_data=False)
     if proto.ir_version > MAX_IR_VERSION:  # newer onnx writes a newer IR than the opset needs
         proto = onnx.load(str(out))

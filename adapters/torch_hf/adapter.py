@@ -22,6 +22,18 @@ hf_logging.disable_progress_bar()
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+# The ONNX Runtime recipe's choices where torch has them: per-channel weight scales (one per output row), and
+# the pooler and classifier left fp32 (the few FLOPs that decide the logits)
+INT8_RECIPE = "dynamic: int8 per-channel weights, activation ranges at run time; pooler and classifier fp32"
+FP32_HEADS = ("pooler", "classifier")
+
+
+def _int8_layers(model: torch.nn.Module) -> dict:
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    return {name: qconfig for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and not any(part in FP32_HEADS for part in name.split("."))}
+
+
 class TorchHFAdapter(BaseAdapter):
     name = "torch"
 
@@ -52,7 +64,7 @@ class TorchHFAdapter(BaseAdapter):
         if variant.precision == "int8":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch's quantized-tensor deprecation notice
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+                model = torch.ao.quantization.quantize_dynamic(model, _int8_layers(model), dtype=torch.qint8)
         elif variant.precision in ("bf16", "fp16"):
             model = model.to(_DTYPES[variant.precision])
         self.model = model.to(self.device)
@@ -91,6 +103,7 @@ class TorchHFAdapter(BaseAdapter):
                 "attention": getattr(getattr(self.model, "config", None), "_attn_implementation", None)}
         if self._numerics.precision == "int8":
             info["quantized_engine"] = torch.backends.quantized.engine
+            info["int8_recipe"] = INT8_RECIPE
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
             info["cuda"] = torch.version.cuda

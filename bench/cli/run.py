@@ -101,15 +101,12 @@ def cmd_prepare(args) -> int:
 
 def _pythons(items: list[str]) -> dict[str, str]:
     """--python EXTRA=PATH items: each path must be an interpreter that exists."""
-    out = {}
-    for item in items:
-        extra, sep, path = item.partition("=")
-        if not sep or not extra or not path:
-            raise UsageError(f"--python {item!r}: expected EXTRA=PATH, e.g. deepsparse=.nox/bench-family-deepsparse/"
-                             "bin/python")
+    from bench.runtimes import parse_pythons
+
+    out = parse_pythons(items, "--python")
+    for extra, path in out.items():
         if not Path(path).is_file():
-            raise UsageError(f"--python {item!r}: {path} is not a file")
-        out[extra] = path
+            raise UsageError(f"--python {extra}={path}: {path} is not a file")
     return out
 
 

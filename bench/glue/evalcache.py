@@ -28,7 +28,7 @@ from bench.glue.tasks import get_task
 from bench.keys import digest
 from bench.runtimes import get_runtime
 
-EVAL_CACHE_VERSION = 2  # bump when the meaning of a cached entry changes
+EVAL_CACHE_VERSION = 3  # bump when the meaning of a cached entry changes
 # code whose change can change a prediction, besides the runtime's own adapter module
 CODE_MODULES = ("adapters.base", "suites.glue", "bench.tokenizer", "bench.glue.batching")
 
@@ -103,7 +103,7 @@ def lookup(k: str | None) -> dict | None:
     if fields.get("status") != "ok" or not isinstance(fields.get("metrics"), dict):
         return None
     measured = {"key": k, "measured_started": fields.get("started"), "measured_finished": fields.get("finished")}
-    return {"status": "ok", "metrics": fields["metrics"],
+    return {"status": "ok", "metrics": fields["metrics"], "samples": dict(fields.get("samples") or {}),
             "runtime": dict(fields.get("runtime") or {}) | {"eval_cache": measured}}
 
 
@@ -114,4 +114,4 @@ def store(k: str | None, fields: dict) -> None:
     path = _path(k)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps({k: v for k, v in fields.items() if k in
-                                   ("status", "metrics", "runtime", "started", "finished")}, sort_keys=True))
+                                   ("status", "metrics", "samples", "runtime", "started", "finished")}, sort_keys=True))

@@ -53,6 +53,10 @@ COLUMN_DOCS = [
     ("acc_metric", "the task's headline GLUE metric (accuracy, f1, mcc, pearson)"),
     ("accuracy", "that metric on the dev set, in points (100 × fraction)"),
     ("acc_drop_%", f"relative accuracy drop vs {REFERENCE_NAME} of the same backbone/task (%)"),
+    ("acc_drop_low_%", "lower end of that drop's paired-bootstrap 95% interval over the same dev examples"),
+    ("acc_drop_high_%", "upper end of that interval"),
+    ("acc_budget", "the interval against the budget: within, beyond, or unresolved (this dev set cannot tell); "
+                   "a row is admitted unless the whole interval lies beyond the budget"),
     ("params_M", "parameters as the runtime holds them (millions)"),
     ("weights_MB", "storage of those parameters at this precision (MiB)"),
     ("nonzero_%", "share of nonzero parameters (%)"),

@@ -8,8 +8,9 @@ PEAK_KIND = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "int8": "int8", "in
 
 
 def machine_peaks(records: list[Record]) -> dict[tuple[str, str], float]:
-    """GEMM peak per (machine, precision kind): the best of the measurements its records carry. fp32 is numpy's
-    (`gemm_peak`), bf16/fp16/int8 the framework's where the CPU runs them natively (`gemm_peaks`). Each
+    """GEMM peak per (machine, precision kind): the best of the measurements its records carry. fp32 is the
+    better of numpy's (`gemm_peak`) and ONNX Runtime's MatMul (`gemm_peaks`: a BLAS that does not know the CPU
+    runs older kernels), bf16/fp16/int8 the frameworks' where the CPU runs them natively (`gemm_peaks`). Each
     environment measures once at its start, and a busy moment only lowers a measurement (one environment can
     measure half of what the others do), so the best is the peak."""
     peaks: dict[tuple[str, str], float] = {}

@@ -20,6 +20,7 @@ import pandas as pd
 
 from bench import stats
 from bench.gate.change import ACCURACY_METRICS
+from bench.report.glue_scores import paired_changes
 from bench.report.rows import REFERENCE_NAME, ROW
 from bench.report.tables import comparison
 from bench.runtimes import is_reference
@@ -29,6 +30,8 @@ TASK_METRIC = {"cola": "mcc", "stsb": "pearson", "mrpc": "f1", "qqp": "f1"}
 DEFAULT_BUDGET_PCT = 1.0
 KEYS = ["machine", "backbone", "task", "runtime", "precision", "sparsity", "device"]
 NO_ACCURACY = "no accuracy measured"
+ROW_OF_CHANGE = ["machine", "backbone", "runtime", "precision", "sparsity", "device", "task"]  # paired_changes' key
+DROP_INTERVAL = ["acc_drop_low_%", "acc_drop_high_%", "acc_budget"]
 
 
 def accuracy_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +95,8 @@ def board(df: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT) -> pd.DataFr
     out["acc_metric"] = out["acc_metric"].astype(object).where(out["acc_metric"].notna(), "")
     out["accuracy"] = pd.to_numeric(out["accuracy"], errors="coerce")
     out.insert(out.columns.get_loc("accuracy") + 1, "acc_drop_%", _drops(out))
-    front = [*KEYS, "pretrained", "acc_metric", "accuracy", "acc_drop_%"]
+    _drop_intervals(out, paired_changes(df), budget_pct)
+    front = [*KEYS, "pretrained", "acc_metric", "accuracy", "acc_drop_%", *DROP_INTERVAL]
     out = out[front + [c for c in out.columns if c not in front]]
     out = out.sort_values(KEYS, key=lambda s: s.astype(str)).reset_index(drop=True)
     recs = recommendations(out, budget_pct)
@@ -119,6 +123,28 @@ def _drops(table: pd.DataFrame) -> list[float]:
         ref = refs.get((m, b, t))
         out.append(stats.relative_drop_pct(ref, acc) if ref and pd.notna(acc) else np.nan)
     return out
+
+
+def _drop_intervals(table: pd.DataFrame, changes: dict, budget_pct: float) -> None:
+    """The paired 95% interval of each row's relative drop (bench.report.glue_scores.paired_changes) and its
+    verdict against the budget: within / beyond (the whole interval) or unresolved (it spans the budget)."""
+    low, high, verdict = [], [], []
+    for row in table[[*ROW_OF_CHANGE]].itertuples(index=False):
+        c = changes.get(tuple(row))
+        low.append(-c.high_pct if c else np.nan)  # a drop is a negative change: the interval turns over
+        high.append(-c.low_pct if c else np.nan)
+        verdict.append(c.verdict(budget_pct) if c else "")
+    table["acc_drop_low_%"], table["acc_drop_high_%"], table["acc_budget"] = low, high, verdict
+
+
+def admissible(table: pd.DataFrame, budget_pct: float) -> pd.Series:
+    """Rows the budget admits, judged on the paired interval where the row has one (admitted unless the whole
+    interval lies beyond the budget), else on the point estimate."""
+    point = pd.Series(stats.within_budget(table["acc_drop_%"], budget_pct), index=table.index)
+    if "acc_budget" not in table:
+        return point
+    judged = table["acc_budget"].fillna("") != ""
+    return (judged & (table["acc_budget"] != "beyond")) | (~judged & point)
 
 
 def speed_column(table: pd.DataFrame) -> tuple[str | None, bool]:
@@ -150,7 +176,7 @@ def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT)
                 else "no speed measured either")
             rows.append(base | {"recommendation": NO_ACCURACY, "recommended": False, "note": note})
             continue
-        ok = timed[timed.accuracy.notna() & stats.within_budget(timed["acc_drop_%"], budget_pct)]
+        ok = timed[timed.accuracy.notna() & admissible(timed, budget_pct)]
         best = _best(ok, col, higher)
         if best is None:
             rows.append(base | {"recommendation": "none within budget", "recommended": False,
@@ -164,12 +190,15 @@ def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT)
             if not ref.empty:
                 times = stats.speedup(ref[col].iloc[0], best[col], higher_is_better=higher)
                 speedup = f"; {times:.2f}× the {REFERENCE_NAME} speed"
+        unsure = (f"; its accuracy drop {best['acc_drop_%']:.2f}% (95% CI {best['acc_drop_low_%']:.2f}…"
+                  f"{best['acc_drop_high_%']:.2f}%) is unresolved against the budget on this dev set"
+                  if best.get("acc_budget") == "unresolved" else "")
         rows.append(base | {
             "recommendation": _config(best) + (f" (tied with {_config(runner_up)})" if tied else ""),
             "recommended": True, **{k: best[k] for k in ROW[1:]},
             "speed": _speed(best, col), "accuracy": best.accuracy, "acc_metric": best.acc_metric,
             "acc_drop_%": best["acc_drop_%"],
-            "note": f"fastest of {len(ok)} within {budget_pct:g}% relative accuracy drop{speedup}{tied}"})
+            "note": f"fastest of {len(ok)} within {budget_pct:g}% relative accuracy drop{speedup}{tied}{unsure}"})
     cols = ["machine", "backbone", "task", "recommendation", "speed", "acc_metric", "accuracy", "acc_drop_%",
             "note", "recommended", *ROW[1:]]
     return pd.DataFrame(rows, columns=cols)

@@ -14,6 +14,7 @@ from bench.runtimes import REFERENCE_CONFIG, is_reference
 ROW = ["backbone", "runtime", "precision", "sparsity", "device"]  # one configuration; tables add "machine"
 REFERENCE_NAME = " ".join(REFERENCE_CONFIG.values())  # how tables and notes name the reference configuration
 CELL_FIELDS = tuple(f.name for f in fields(Cell))
+DEV_SAMPLES = ("predictions", "labels")  # a glue record's per-example samples, for paired comparisons of rows
 
 
 def frame(records: list[Record]) -> pd.DataFrame:
@@ -26,7 +27,8 @@ def frame(records: list[Record]) -> pd.DataFrame:
             "pretrained": bool(r.artifact.get("pretrained")), "machine": env.get("machine") or "unknown",
             "cpu": (env.get("cpu") or {}).get("model"), "threads": (r.settings or {}).get("threads"),
             "peak_gflops": peaks.get((env.get("machine") or "unknown", PEAK_KIND.get(r.cell.precision, ""))),
-        } | {f"m.{k}": v for k, v in r.metrics.items() if not isinstance(v, dict | list)})
+        } | {f"m.{k}": v for k, v in r.metrics.items() if not isinstance(v, dict | list)}
+          | {f"dev.{k}": r.samples.get(k) for k in DEV_SAMPLES if r.cell.suite == "glue"})
     df = pd.DataFrame(rows)
     keys = ["machine", *ROW, "suite", "batch", "seq_len", "task"]
     return df.sort_values("finished").drop_duplicates(subset=keys, keep="last").reset_index(drop=True)

@@ -128,7 +128,8 @@ def environment_lines(records: list[Record]) -> list[str]:
             f"flags {' '.join(cpu.get('flags', []))}; GPUs: "
             f"{', '.join(g['name'] for g in env.get('gpus', [])) or 'none'}; threads per cell "
             f"{r.settings.get('threads')}; GEMM peaks {peak_line(peaks, env.get('machine') or 'unknown')} (fp32: "
-            f"numpy 2048², others torch where native; best of the records' measurements); {libs};"
+            f"numpy or ONNX Runtime 2048², others torch/ONNX Runtime where native; best of the records' measurements); "
+            f"{libs};"
             f" git {str(git.get('commit'))[:10]}"
             f"{' (dirty)' if git.get('dirty') else ''}")
     return lines
