@@ -12,6 +12,7 @@ from bench.catalogue import get_backbone
 from bench.cell import Cell
 from bench.config import from_table, integer, number
 from bench.errors import UsageError
+from bench.recipes import INT8_FORMS, ort_int8
 from bench.runtimes import DEVICES, PRECISIONS, SPARSITIES, get_runtime
 from suites import NAMES as SUITE_NAMES
 from suites import all_suites, get_suite
@@ -201,6 +202,8 @@ def validate(plan: Plan, strict_axes: tuple[str, ...] | None = None) -> None:
         raise UsageError("sequence lengths must be >= 2 ([CLS] and [SEP] alone take two tokens)")
     for r in m.runtimes:
         get_runtime(r)
+    for form in INT8_FORMS:  # a bad INT8 recipe file stops the run before anything is written
+        ort_int8(form)
     for suite in all_suites():
         suite.validate(plan.settings_of(suite.name), m)
     for axis, values, allowed in (("precision", m.precisions, PRECISIONS), ("device", m.devices, DEVICES),

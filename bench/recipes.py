@@ -8,8 +8,14 @@ probe, the rest calibrate static INT8 (calibrating on the probe would flatter IN
 
 from __future__ import annotations
 
+import os
+import tomllib
 from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
 
+from bench.config import from_table
+from bench.errors import UsageError
 from bench.tokenizer import Encoded, Tokenizer, sample_sentences
 
 
@@ -24,16 +30,47 @@ class OrtInt8Recipe:
     search_unit: str = "node"  # "node": each MatMul; "role": one role (query, ffn_out, ...) across all layers
     max_fallback: int = 4  # units kept fp32 at most (each costs speed)
     min_gain: float = 0.25  # a fallback step is kept if it removes at least this share of the remaining distance
-    calibration: tuple[str, ...] = ()  # static: calibration methods the search chooses from (first = untuned)
-    calibration_sizes: tuple[int, ...] = ()  # static: task train examples calibrated on, chosen the same way
+    calibration: tuple[str, ...] = ("MinMax",)  # static: methods the search chooses from (first = untuned)
+    calibration_sizes: tuple[int, ...] = (64,)  # static: task train examples calibrated on, chosen the same way
 
 
-ORT_INT8 = {"onnx-int8-dynamic": OrtInt8Recipe(),
-            "onnx-int8-static": OrtInt8Recipe(search_unit="role", max_fallback=2, calibration=("MinMax",),
-                                              calibration_sizes=(64, 256))}
-# Percentile and Entropy are not offered: ONNX Runtime's histogram collector stacks every calibration batch into
-# one array, so it needs equal shapes, and this calibration runs unpadded sentences (padding would add the
-# activations of pad positions to the ranges)
+INT8_FILE = Path(__file__).with_name("int8.toml")
+INT8_FILE_ENV = "BENCH_INT8_RECIPES"
+INT8_FORMS = ("onnx-int8-dynamic", "onnx-int8-static")
+SEARCH_UNITS = ("node", "role")
+CALIBRATION_METHODS = ("MinMax",)  # ORT's Percentile/Entropy stack all batches: they need equal shapes
+
+
+@lru_cache(maxsize=4)
+def _ort_int8(path: str) -> dict[str, OrtInt8Recipe]:
+    try:
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: unreadable INT8 recipe file ({exc})") from exc
+    unknown = sorted(set(doc) - set(INT8_FORMS))
+    if unknown:
+        raise UsageError(f"{path}: unknown table(s) {unknown}; allowed: {list(INT8_FORMS)}")
+    out = {}
+    for form in INT8_FORMS:
+        r = from_table(OrtInt8Recipe, doc.get(form, {}), f"{path} [{form}]")
+        bad = ([f"search_unit {r.search_unit!r} (allowed: {', '.join(SEARCH_UNITS)})"]
+               if r.search_unit not in SEARCH_UNITS else [])
+        bad += [f"calibration {m!r} (allowed: {', '.join(CALIBRATION_METHODS)})"
+                for m in r.calibration if m not in CALIBRATION_METHODS]
+        bad += [f"calibration_sizes {n} (allowed: 1..{MAX_TASK_EXAMPLES})"
+                for n in r.calibration_sizes if n > MAX_TASK_EXAMPLES]
+        bad += [f"min_gain {r.min_gain} (allowed: between 0 and 1)"] if not 0 <= r.min_gain <= 1 else []
+        if bad:
+            raise UsageError(f"{path} [{form}]: {'; '.join(bad)}")
+        out[form] = r
+    return out
+
+
+def ort_int8(form: str) -> OrtInt8Recipe:
+    """The recipe of an INT8 form, from bench/int8.toml (or $BENCH_INT8_RECIPES), validated."""
+    return _ort_int8(os.environ.get(INT8_FILE_ENV) or str(INT8_FILE))[form]
+
+
 # a model without a task gets no search; static then keeps the FFN output projections in fp32: their input
 # (after GELU) has outliers a per-tensor activation scale cannot cover (hidden-state cosine 0.87 -> 0.986 on MiniLM)
 UNTUNED_FALLBACK = {"onnx-int8-dynamic": (), "onnx-int8-static": ("ffn_out",)}
@@ -49,7 +86,7 @@ def reduce_range() -> bool:
 
 def int8_ident(form: str) -> dict:
     """What a quantized file's cache key and record hold of its recipe (the VNNI choice is per machine)."""
-    return asdict(ORT_INT8[form]) | {"reduce_range": reduce_range(), "untuned": UNTUNED_FALLBACK[form]}
+    return asdict(ort_int8(form)) | {"reduce_range": reduce_range(), "untuned": UNTUNED_FALLBACK[form]}
 
 EXPORT_VERSION = 2  # bump when the export changes the bytes it writes
 QUANT_RECIPE = 3  # bump when a quantization recipe changes

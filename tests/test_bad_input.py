@@ -90,6 +90,33 @@ RUN_CASES = {
 }
 
 
+INT8_CASES = {
+    "unknown key": ("[onnx-int8-dynamic]\nper_chanel = true\n", "unknown key(s) ['per_chanel']; allowed: "),
+    "unknown table": ("[onnx-int8-qdq]\nmin_gain = 0.1\n", "unknown table(s) ['onnx-int8-qdq']; allowed: "),
+    "unknown search unit": ('[onnx-int8-static]\nsearch_unit = "layer"\n', "search_unit 'layer' (allowed: node, role)"),
+    "unknown calibration": ('[onnx-int8-static]\ncalibration = ["Entropy"]\n', "calibration 'Entropy' (allowed:"),
+    "calibration too large": ("[onnx-int8-static]\ncalibration_sizes = [4096]\n", "calibration_sizes 4096"),
+    "gain above one": ("[onnx-int8-dynamic]\nmin_gain = 1.5\n", "min_gain 1.5"),
+    "not TOML": ("[onnx-int8-dynamic\n", "unreadable INT8 recipe file"),
+}
+
+
+@pytest.mark.parametrize("case", list(INT8_CASES))
+def test_a_bad_int8_recipe_file_is_one_line_naming_the_key_and_the_allowed_values(case, tmp_path, capsys,
+                                                                                  monkeypatch):
+    from bench.recipes import INT8_FILE_ENV
+
+    text, message = INT8_CASES[case]
+    path = tmp_path / "int8.toml"
+    path.write_text(text)
+    monkeypatch.setenv(INT8_FILE_ENV, str(path))
+    out = tmp_path / "out"
+    code = main(["run", "--preset", "quick", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("case", list(RUN_CASES))
 def test_bad_run_input(case, tmp_path, capsys):
     make_args, message = RUN_CASES[case]

@@ -267,5 +267,5 @@ def recipes_units(form: str) -> int:
     """Nodes the recipe may keep fp32 at most (a role is one node per layer; the tiny model has 2 layers)."""
     from bench import recipes
 
-    r = recipes.ORT_INT8[form]
+    r = recipes.ort_int8(form)
     return r.max_fallback * (1 if r.search_unit == "node" else 2)
