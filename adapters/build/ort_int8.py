@@ -108,7 +108,7 @@ def write(artifact: Artifact, form: str, source: Path, out: Path, exclude: list[
         quantize_static,
     )
 
-    recipe = recipes.ORT_INT8[form]
+    recipe = recipes.ort_int8(form)
     weights = {"per_channel": recipe.per_channel, "reduce_range": recipes.reduce_range()}
     with warnings.catch_warnings(), quiet_root_logger():
         warnings.simplefilter("ignore")
@@ -170,7 +170,7 @@ def search(artifact: Artifact, form: str, source: Path, out: Path) -> tuple[list
 
 
 def _search(artifact: Artifact, form: str, source: Path, out: Path, trial: Path) -> tuple[list[str], tuple, dict]:
-    recipe = recipes.ORT_INT8[form]
+    recipe = recipes.ort_int8(form)
     started = time.perf_counter()
     scorer = _Scorer(artifact, source)
     # every score is kept as it is measured: an interrupted search resumes where it stopped (scores are
@@ -224,16 +224,15 @@ def _search(artifact: Artifact, form: str, source: Path, out: Path, trial: Path)
 
 def calibrations(form: str) -> list[tuple[str, int]]:
     """(method, task examples) pairs a search tries; the first is the untuned choice. Dynamic INT8 has none."""
-    recipe = recipes.ORT_INT8[form]
+    recipe = recipes.ort_int8(form)
     if form != "onnx-int8-static":
         return [("dynamic", 0)]
-    return [(m, n) for m in recipe.calibration or ("MinMax",)
-            for n in recipe.calibration_sizes or (recipes.TASK_EXAMPLES,)]
+    return [(m, n) for m in recipe.calibration for n in recipe.calibration_sizes]
 
 
 def quantize(artifact: Artifact, form: str, source: Path, out: Path) -> dict:
     """The INT8 file of `form` at `out` and what to record about its recipe."""
-    recipe = recipes.ORT_INT8[form]
+    recipe = recipes.ort_int8(form)
     if artifact.task:
         exclude, method, found = search(artifact, form, source, out)
     else:

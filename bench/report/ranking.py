@@ -190,6 +190,8 @@ def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT)
             if not ref.empty:
                 times = stats.speedup(ref[col].iloc[0], best[col], higher_is_better=higher)
                 speedup = f"; {times:.2f}× the {REFERENCE_NAME} speed"
+        judged = (" (none whose whole paired 95% interval lies beyond it)"
+                  if (ok.get("acc_budget", pd.Series(dtype=object)).fillna("") != "").any() else "")
         unsure = (f"; its accuracy drop {best['acc_drop_%']:.2f}% (95% CI {best['acc_drop_low_%']:.2f}…"
                   f"{best['acc_drop_high_%']:.2f}%) is unresolved against the budget on this dev set"
                   if best.get("acc_budget") == "unresolved" else "")
@@ -198,7 +200,8 @@ def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT)
             "recommended": True, **{k: best[k] for k in ROW[1:]},
             "speed": _speed(best, col), "accuracy": best.accuracy, "acc_metric": best.acc_metric,
             "acc_drop_%": best["acc_drop_%"],
-            "note": f"fastest of {len(ok)} within {budget_pct:g}% relative accuracy drop{speedup}{tied}{unsure}"})
+            "note": f"fastest of {len(ok)} the {budget_pct:g}% relative accuracy budget admits{judged}{speedup}{tied}"
+                    f"{unsure}"})
     cols = ["machine", "backbone", "task", "recommendation", "speed", "acc_metric", "accuracy", "acc_drop_%",
             "note", "recommended", *ROW[1:]]
     return pd.DataFrame(rows, columns=cols)
