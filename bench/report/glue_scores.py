@@ -14,6 +14,7 @@ from bench.glue.tasks import TASKS
 from bench.report.rows import REFERENCE_NAME, ROW, reference_values
 from bench.runtimes import REFERENCE_CONFIG, is_reference
 
+CHANGE_KEY = ["machine", *ROW, "task"]  # what paired_changes() is keyed by
 BUDGET_PCT = 1.0  # the relative-drop budget the notes hold each interval against (the leaderboard's default)
 
 
@@ -24,8 +25,7 @@ def paired_changes(df: pd.DataFrame) -> dict[tuple, stats.PairedChange]:
     if "dev.predictions" not in df or "task" not in df:
         return {}
     sel = df[(df.suite == "glue") & (df.status == "ok") & df.task.notna() & df["dev.predictions"].notna()]
-    keys = ["machine", *ROW, "task"]
-    recs = {tuple(r[k] for k in keys): r for r in sel.to_dict("records")}
+    recs = {tuple(r[k] for k in CHANGE_KEY): r for r in sel.to_dict("records")}
     out = {}
     for k, rec in recs.items():
         if is_reference(*k[2:5]):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench import stats
 from bench.gate.change import ACCURACY_METRICS
-from bench.report.glue_scores import paired_changes
+from bench.report.glue_scores import CHANGE_KEY, paired_changes
 from bench.report.rows import REFERENCE_NAME, ROW
 from bench.report.tables import comparison
 from bench.runtimes import is_reference
@@ -30,7 +30,6 @@ TASK_METRIC = {"cola": "mcc", "stsb": "pearson", "mrpc": "f1", "qqp": "f1"}
 DEFAULT_BUDGET_PCT = 1.0
 KEYS = ["machine", "backbone", "task", "runtime", "precision", "sparsity", "device"]
 NO_ACCURACY = "no accuracy measured"
-ROW_OF_CHANGE = ["machine", "backbone", "runtime", "precision", "sparsity", "device", "task"]  # paired_changes' key
 DROP_INTERVAL = ["acc_drop_low_%", "acc_drop_high_%", "acc_budget"]
 
 
@@ -129,7 +128,7 @@ def _drop_intervals(table: pd.DataFrame, changes: dict, budget_pct: float) -> No
     """The paired 95% interval of each row's relative drop (bench.report.glue_scores.paired_changes) and its
     verdict against the budget: within / beyond (the whole interval) or unresolved (it spans the budget)."""
     low, high, verdict = [], [], []
-    for row in table[[*ROW_OF_CHANGE]].itertuples(index=False):
+    for row in table[CHANGE_KEY].itertuples(index=False):
         c = changes.get(tuple(row))
         low.append(-c.high_pct if c else np.nan)  # a drop is a negative change: the interval turns over
         high.append(-c.low_pct if c else np.nan)
