@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -22,6 +23,7 @@ class Numerics:
 @dataclass(frozen=True)
 class Options:
     threads: int = 1
+    properties: dict | None = None  # the runtime's own settings from the preset (bench/plan.py: RuntimeScope)
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,14 @@ class BaseAdapter:
     def __init__(self) -> None:
         self.tokenizer: Tokenizer | None = None
         self.artifact: Artifact | None = None
+        # the files the model was read from (bench/resources.py: size on disk); an adapter that reads an exported
+        # file instead of the artifact's safetensors replaces them in `load`
+        self.model_files: tuple[Path, ...] = ()
 
     def _load_tokenizer(self, artifact: Artifact) -> None:
         self.artifact = artifact
         self.tokenizer = Tokenizer.from_dir(artifact.path, vocab_size=artifact.vocab_size or None)
+        self.model_files = tuple(sorted(Path(artifact.path).glob("*.safetensors")))
 
     def encode(self, texts: list[str], pairs: list[str] | None = None, max_length: int = 128,
                pad_to_max: bool = True) -> Batch:

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 # Runtime telemetry off and no hub access at run time: a benchmark never phones home, nor fetches at run time.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "NM_DISABLE_ANALYTICS": "1", "ORT_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
-               "TOKENIZERS_PARALLELISM": "false"}
+               "TOKENIZERS_PARALLELISM": "false",
+               # NNCF sends telemetry unless a consent file says no or this is set (its CI switch: a no-op stub)
+               "NNCF_CI": "1"}
 
 
 def apply_offline_env() -> None:

@@ -27,13 +27,15 @@ from bench.artifacts import Artifact, cache_root, sha256_file
 from bench.errors import CellError, UsageError
 from bench.files import atomic_write
 from bench.keys import digest
-from bench.recipes import EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN, QUANT_RECIPE, int8_ident, probe_texts
+from bench.recipes import EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN, QUANT_RECIPE, form_ident, int8_ident, probe_texts
 from bench.tokenizer import Encoded
 
-FORMS = ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static")
+# onnx-int8-nncf: NNCF's static INT8 of the fp32 export, the file OpenVINO's INT8 cells run
+FORMS = ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-nncf")
 REFERENCE_OUTPUTS = "reference"  # the reference configuration's outputs on the parity probe, for runtimes without torch
 BUILDER = "adapters.build.onnx_export"  # build(artifact, form, tmp, source) -> meta; reference_outputs(artifact)
 BUILD_MODULES = ("torch", "transformers", "onnx", "onnxruntime")  # the reference outputs need the first two only
+EXTRA_BUILD_MODULES = {"onnx-int8-nncf": ("nncf", "openvino")}
 TORCH_ENV_HINT = ("exports are made in the torch environment: run `nox -s \"bench(family='torch')\"` (or any "
                   "`bench run` where torch, transformers, onnx and onnxruntime are installed) first; this "
                   "environment reuses the cached files")
@@ -52,8 +54,10 @@ def derived_dir(artifact: Artifact) -> Path:
 
 def _key(artifact: Artifact, what: str) -> str:
     ident = [artifact.content_hash, what, EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN]
-    if what.startswith("onnx-int8"):
+    if what in ("onnx-int8-dynamic", "onnx-int8-static"):  # (kept as it was: their cached files keep their names)
         ident += [QUANT_RECIPE, int8_ident(what)]
+    elif (recipe := form_ident(what)) is not None:
+        ident += [recipe]
     return digest(ident, 12)
 
 
@@ -81,7 +85,7 @@ def is_built(artifact: Artifact, form: str) -> bool:
 
 
 def missing_build_modules(form: str) -> list[str]:
-    needed = BUILD_MODULES[:2] if form == REFERENCE_OUTPUTS else BUILD_MODULES
+    needed = BUILD_MODULES[:2] if form == REFERENCE_OUTPUTS else BUILD_MODULES + EXTRA_BUILD_MODULES.get(form, ())
     return [m for m in needed if importlib.util.find_spec(m) is None]
 
 

@@ -48,6 +48,8 @@ class RuntimeScope:
     suites: tuple[str, ...] | None = None
     seq_lens: tuple[int, ...] | None = None  # latency sequence lengths
     batches: tuple[int, ...] | None = None  # throughput batch sizes
+    # the runtime's own settings (OpenVINO properties), names from Runtime.properties; every record carries them
+    properties: dict[str, object] | None = None
 
     def keep(self, axis: str, values: tuple) -> tuple:
         allowed = getattr(self, axis)
@@ -92,7 +94,8 @@ class Plan:
         described = {s.name: s.describe(self.settings_of(s.name)) for s in all_suites()}
         return {k: v for k, v in described.items() if v is not None} | {
             "threads": threads, "timeout_s": self.timeout_s, "seed": self.seed, "isolate": self.isolate,
-            "rounds": self.rounds, "live_workers": self.live_workers}
+            "rounds": self.rounds, "live_workers": self.live_workers,
+            "properties": {r: sc.properties for r, sc in self.scopes.items() if sc.properties}}
 
 
 def list_presets() -> list[str]:
@@ -155,6 +158,9 @@ def _scopes(tables: dict, where: str) -> dict[str, RuntimeScope]:
                              f"{sorted(f.name for f in fields(RuntimeScope))}")
         parsed = {}
         for key, value in values.items():
+            if key == "properties":
+                parsed[key] = _properties(runtime, value, f"{where}: [runtime.{runtime}] properties")
+                continue
             if not isinstance(value, list) or not value:
                 raise UsageError(f"{where}: [runtime.{runtime}] {key} must be a non-empty list")
             if key in ("seq_lens", "batches"):
@@ -165,6 +171,23 @@ def _scopes(tables: dict, where: str) -> dict[str, RuntimeScope]:
                 parsed[key] = tuple(value)
         out[runtime] = RuntimeScope(**parsed)
     return out
+
+
+def _properties(runtime: str, value, where: str) -> dict[str, object]:
+    """A runtime's own settings: a table of names it declares (Runtime.properties) to strings, numbers or booleans."""
+    allowed = get_runtime(runtime).properties
+    if not allowed:
+        raise UsageError(f"{where}: runtime {runtime!r} takes no properties")
+    if not isinstance(value, dict):
+        raise UsageError(f"{where} must be a table, e.g. properties = {{ {allowed[0]} = ... }}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise UsageError(f"{where}: unknown {runtime} propert{'ies' if len(unknown) > 1 else 'y'} {unknown}; "
+                         f"allowed: {', '.join(allowed)}")
+    bad = [k for k, v in value.items() if not isinstance(v, str | int | float | bool)]
+    if bad:
+        raise UsageError(f"{where}: {bad[0]} must be a string, number or boolean")
+    return dict(value)
 
 
 def _section(data: dict, key: str, where: str) -> dict:

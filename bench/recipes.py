@@ -88,6 +88,24 @@ def int8_ident(form: str) -> dict:
     """What a quantized file's cache key and record hold of its recipe (the VNNI choice is per machine)."""
     return asdict(ort_int8(form)) | {"reduce_range": reduce_range(), "untuned": UNTUNED_FALLBACK[form]}
 
+# OpenVINO's INT8: NNCF post-training quantization of the fp32 export (adapters/build/nncf_int8.py), NNCF's own
+# transformer recipe (model_type transformer: attention-aware placement, SmoothQuant where its backend has it) on the
+# same calibration inputs as ORT's static INT8 (calibration sentences, the task's train examples, full-length windows),
+# never dev. Bump NNCF_RECIPE when these change.
+NNCF_RECIPE = 1
+NNCF_INT8 = {"backend": "onnx", "preset": "MIXED", "model_type": "TRANSFORMER", "subset_size": 300,
+             "fast_bias_correction": True, "task_examples": 64}
+
+
+def form_ident(form: str) -> dict | None:
+    """What a quantized form's cache key and record hold of its recipe (None for unquantized forms)."""
+    if form == "onnx-int8-nncf":
+        return {"nncf_recipe": NNCF_RECIPE} | NNCF_INT8
+    if form in INT8_FORMS:
+        return {"quant_recipe": QUANT_RECIPE} | int8_ident(form)
+    return None
+
+
 EXPORT_VERSION = 2  # bump when the export changes the bytes it writes
 QUANT_RECIPE = 3  # bump when a quantization recipe changes
 ONNX_OPSET = 14  # legacy exporter, IR version 7: DeepSparse reads IR <= 9 only

@@ -34,6 +34,9 @@ class Runtime:
     sparsities: tuple[str, ...] = SPARSITIES
     forms: dict[str, str] | None = None  # precision -> the derived model file it runs (bench/exports.py)
     peaks: str | None = None  # "module:function(threads) -> {precision: {...}}": GEMM peaks beyond numpy's fp32
+    # why nobody should pick it for new work without knowing: upstream's end of maintenance, with the date
+    unmaintained: str | None = None
+    properties: tuple[str, ...] = ()  # its own settings a preset may set ([runtime.NAME] properties = {...})
 
     def measure_peaks(self, threads: int) -> dict:
         """This runtime's framework's GEMM peaks per precision (adapters/*_peak.py), {} where it has none."""
@@ -65,12 +68,23 @@ class Runtime:
         return getattr(importlib.import_module(module), cls)
 
 
+# OpenVINO CPU properties a preset may set; the precision hint and the thread count come from the cell and [run]
+OPENVINO_PROPERTIES = ("PERFORMANCE_HINT", "NUM_STREAMS", "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING",
+                       "SCHEDULING_CORE_TYPE", "EXECUTION_MODE_HINT", "CPU_DENORMALS_OPTIMIZATION",
+                       "CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE", "DYNAMIC_QUANTIZATION_GROUP_SIZE",
+                       "MODEL_DISTRIBUTION_POLICY")
+MXNET_RETIRED = "Apache MXNet retired to the Apache Attic in 2023; GluonNLP's last release (0.10.0) is from 2020"
+
 RUNTIMES: dict[str, Runtime] = {
     r.name: r
     for r in (
         Runtime("torch", "adapters.torch_hf.adapter:TorchHFAdapter", "torch", ("torch", "transformers"),
                 {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "bf16")},
                 peaks="adapters.torch_hf.peak:measure"),
+        # the same HF model through torch.compile (inductor): compilation happens on the first forward of each shape,
+        # so it is recorded as time to first inference, apart from the steady-state timings
+        Runtime("torch-compile", "adapters.torch_hf.compiled:TorchCompileAdapter", "torch", ("torch", "transformers"),
+                {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "fp16", "bf16")}),
         Runtime("onnxruntime", "adapters.ort_runtime:OrtAdapter", "onnxruntime", ("onnxruntime", "onnx"),
                 {"cpu": ("fp32", "int8", "int8-static"), "cuda": ("fp32", "fp16")},
                 forms={"fp32": "onnx-fp32", "fp16": "onnx-fp32", "int8": "onnx-int8-dynamic",
@@ -78,13 +92,21 @@ RUNTIMES: dict[str, Runtime] = {
         # DeepSparse runs static QDQ INT8 only: an ORT dynamic-INT8 graph (MatMulInteger) aborts its process.
         Runtime("deepsparse", "adapters.deepsparse_runtime:DeepSparseAdapter", "deepsparse",
                 ("deepsparse", "onnx"), {"cpu": ("fp32", "int8-static")},
-                forms={"fp32": "onnx-fp32", "int8-static": "onnx-int8-static"}),
+                forms={"fp32": "onnx-fp32", "int8-static": "onnx-int8-static"},
+                unmaintained="DeepSparse deprecated upstream 2025-06-02, repository archived 2025-06-03"),
         # GluonNLP's BERT (model_type bert only): INT8 is calibrated ahead of time (quantize_net_v2), i.e. static;
         # mxnet-deploy runs the same network exported to symbol + params and re-imported as a SymbolBlock.
         Runtime("mxnet", "adapters.mxnet_gluonnlp.adapter:MXNetAdapter", "mxnet", ("mxnet", "gluonnlp"),
-                {"cpu": ("fp32", "int8-static"), "cuda": ("fp32", "fp16")}),
+                {"cpu": ("fp32", "int8-static"), "cuda": ("fp32", "fp16")}, unmaintained=MXNET_RETIRED),
         Runtime("mxnet-deploy", "adapters.mxnet_gluonnlp.adapter:MXNetDeployAdapter", "mxnet", ("mxnet", "gluonnlp"),
-                {"cpu": ("fp32", "int8-static"), "cuda": ("fp32", "fp16")}),
+                {"cpu": ("fp32", "int8-static"), "cuda": ("fp32", "fp16")}, unmaintained=MXNET_RETIRED),
+        # OpenVINO reads the same ONNX export; fp32 sets INFERENCE_PRECISION_HINT=f32 (its CPU default is bf16 where
+        # the CPU has it), bf16/fp16 set that hint on the same file; INT8 is NNCF post-training quantization
+        # calibrated on train text (adapters/build/nncf_int8.py)
+        Runtime("openvino", "adapters.openvino_runtime:OpenVINOAdapter", "openvino", ("openvino",),
+                {"cpu": ("fp32", "bf16", "fp16", "int8-static")},
+                forms={"fp32": "onnx-fp32", "bf16": "onnx-fp32", "fp16": "onnx-fp32",
+                       "int8-static": "onnx-int8-nncf"}, properties=OPENVINO_PROPERTIES),
     )
 }
 

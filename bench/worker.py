@@ -52,17 +52,21 @@ def run_cells(spec: dict, out_dir: Path) -> int:
     from bench.artifacts import Artifact
     from bench.cell import Cell
     from bench.errors import CellError, CellSkipped, UsageError
+    from bench.resources import Startup
     from bench.runtimes import get_runtime
+    from bench.tokenizer import sample_sentences
     from suites import get_suite
 
     cells = [Cell(**c) for c in spec["cells"]]
     first, adapter = cells[0], None
     started = now()
+    startup = Startup()
     try:
         try:
             adapter = get_runtime(first.runtime).load_adapter_class()()
-            adapter.load(Artifact.from_summary(spec["artifact"]), Numerics(first.precision, first.sparsity),
-                         first.device, Options(threads=spec["settings"]["threads"]))
+            startup.load(adapter, Artifact.from_summary(spec["artifact"]), Numerics(first.precision, first.sparsity),
+                         first.device, Options(threads=spec["settings"]["threads"],
+                                       properties=spec["settings"].get("properties", {}).get(first.runtime)))
         except Exception as exc:  # the same for every cell of the variant: each gets the reason, no retry
             fields = _failure(exc) | {"started": started, "finished": now()}
             for i in range(len(cells)):
@@ -75,9 +79,11 @@ def run_cells(spec: dict, out_dir: Path) -> int:
             started = started if i == 0 else now()  # the first cell's time includes the load
             try:
                 suite = get_suite(cell.suite)  # typed settings back from the record form they crossed JSON in
+                if suite.forwards:
+                    startup.first(adapter, sample_sentences(), (cell.batch, cell.seq_len))
                 result = suite.run(adapter, cell, suite.settings_from_record(spec["settings"].get(suite.name)))
                 fields = {"status": "ok", "metrics": result.metrics, "samples": result.samples,
-                          "runtime": adapter.info()}
+                          "runtime": adapter.info() | startup.fields(adapter)}
             except (CellSkipped, CellError, UsageError) as exc:
                 fields = _failure(exc)
             except Exception as exc:  # a framework error fails this cell; the rest get a fresh process

@@ -57,6 +57,7 @@ class Suite:
     reads: tuple[str, ...] = ()  # derived files (bench/exports.py forms) every cell of the suite reads
     own_artifacts: bool = False  # its cells run artifacts its `prepare` makes, not the plan's (glue: fine-tuned)
     timed: bool = False  # measured in time: its cells can be interleaved in rounds (bench/rounds.py)
+    forwards: bool = True  # runs the model (the first such cell of a worker records the first inference)
 
     def settings_from_table(self, table: dict, where: str):
         return from_table(self.settings_type, table, f"{where} [{self.name}]")

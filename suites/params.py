@@ -13,6 +13,7 @@ from suites.base import Suite, SuiteResult
 
 class Params(Suite):
     name = "params"
+    forwards = False  # counts what the adapter holds; never runs the model
 
     def summary(self, cell, metrics: dict, runtime: dict) -> str:
         return f"{metrics['total'] / 1e6:.2f}M params, {metrics['bytes'] / 2**20:.1f} MiB"

@@ -64,6 +64,19 @@ def test_list_shows_backbones_runtimes_and_presets(capsys):
     assert "bert-base-uncased" in out and "random (pretrained: false)" in out and "presets:" in out
 
 
+def test_list_marks_unmaintained_runtimes_with_the_reason_and_date(capsys):
+    code, out, _ = run_cli(capsys, "list", "runtimes")
+    lines = out.splitlines()
+    assert code == 0
+    deepsparse = next(i for i, line in enumerate(lines) if line.split()[0] == "deepsparse")
+    assert lines[deepsparse].startswith("  deepsparse †")
+    assert lines[deepsparse + 1].strip() == ("† unmaintained: DeepSparse deprecated upstream 2025-06-02, repository "
+                                             "archived 2025-06-03")
+    assert sum("† unmaintained: Apache MXNet retired" in line for line in lines) == 2  # mxnet, mxnet-deploy
+    torch = next(line for line in lines if line.split()[0] == "torch")
+    assert "†" not in torch and "unmaintained" not in lines[lines.index(torch) + 1]
+
+
 def test_runtimes_not_installed_here_are_left_to_their_environments(capsys, tmp_path, monkeypatch):
     from dataclasses import replace
 

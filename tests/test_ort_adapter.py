@@ -118,3 +118,61 @@ def test_bad_onnx_files_fail_their_cells_with_the_reason_and_the_run_goes_on(tmp
 
     md = report.write(read(tmp_path / "out" / RECORDS_FILE), tmp_path / "report")["md"].read_text()
     assert "max_abs_diff" in md and "cosine" in md and "unsupported ONNX opset 99" in md
+
+
+@needs_torch
+@pytest.mark.parametrize("precision,fusions", [("fp32", {"LayerNormalization", "BiasGelu", "FusedMatMul"}),
+                                               ("int8", {"DynamicQuantizeMatMul", "MatMulIntegerToFloat"})])
+def test_info_counts_the_op_types_of_the_optimized_graph_and_the_fusions_among_them(tiny, precision, fusions,
+                                                                                   tmp_path, monkeypatch):
+    import onnx
+
+    from adapters.ort_runtime import FUSED_OPS, op_counts
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # where the optimized graph is written
+    adapter = load(tiny, precision)
+    graph = adapter.info()["optimized_graph"]
+    exported = op_counts(onnx.load(str(adapter.model.path)).graph)
+    assert graph["nodes"] == sum(graph["op_counts"].values()) > 0
+    assert graph["fused"] == {op: n for op, n in graph["op_counts"].items() if op in FUSED_OPS}
+    assert fusions <= set(graph["fused"]) and not fusions & set(exported)  # ORT made them: the export has none
+    assert graph["op_counts"] != dict(exported)
+    assert list(tmp_path.iterdir()) == []  # the dump is gone once counted
+    assert adapter._options.optimized_model_filepath == ""
+    assert adapter.model_files == (adapter.model.path,)  # what bench.resources sizes on disk
+    assert adapter.forward(adapter.encode(["rain fell"], max_length=8)).shape == (1, 8, 32)
+
+
+def test_op_counts_reach_into_subgraphs():
+    from onnx import TensorProto, helper
+
+    from adapters.ort_runtime import op_counts
+
+    def branch(name, op):
+        out = helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [1])
+        return helper.make_graph([helper.make_node(op, ["x"], [f"{name}_y"])], name, [], [out])
+
+    node = helper.make_node("If", ["cond"], ["y"], then_branch=branch("then", "Gelu"),
+                            else_branch=branch("else", "Relu"))
+    graph = helper.make_graph([node, helper.make_node("Identity", ["y"], ["z"])], "g",
+                              [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
+    assert op_counts(graph) == {"If": 1, "Identity": 1, "Gelu": 1, "Relu": 1}
+
+
+@needs_torch
+def test_an_optimized_graph_that_cannot_be_written_costs_the_counts_not_the_cell(tiny, monkeypatch):
+    import onnxruntime
+
+    real = onnxruntime.InferenceSession
+
+    def refuses_to_save(model, opts, **kw):
+        if opts.optimized_model_filepath:
+            raise RuntimeError("cannot serialize a model over 2 GiB")
+        return real(model, opts, **kw)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuses_to_save)
+    adapter = load(tiny)
+    assert adapter.info()["optimized_graph"] == {
+        "error": "writing the optimized graph failed: RuntimeError: cannot serialize a model over 2 GiB"}
+    assert adapter.forward(adapter.encode(["rain fell"], max_length=8)).shape == (1, 8, 32)

@@ -129,3 +129,30 @@ def test_a_load_that_kills_the_worker_fails_every_cell_of_the_variant_with_one_a
     recs = by_cell(tmp_path)
     assert len(recs) == 3 and all("SIGABRT" in r.reason for r in recs.values())
     assert len({r.started for r in recs.values()}) == 1  # not retried once per cell
+
+
+def test_every_record_carries_memory_and_the_first_inference_of_its_process(tmp_path, vocab_dir, fault_runtime):
+    fake_model(vocab_dir)
+    run(fault_plan(vocab_dir, ["fp32"], seq_lens=(8, 12)), tmp_path)
+    recs = by_cell(tmp_path)
+    params, first, second = recs["params", 0], recs["latency", 8], recs["latency", 12]
+    assert params.runtime["startup"]["first_forward_s"] is None  # params never runs the model
+    assert params.runtime["startup"]["load_s"] > 0
+    assert first.runtime["startup"]["shape"] == [1, 8]  # the first cell that forwards, at its own shape
+    assert second.runtime["startup"] == first.runtime["startup"]  # once per process
+    for rec in recs.values():
+        memory = rec.runtime["memory"]
+        assert memory["source"] in ("VmHWM", "ru_maxrss") and memory["peak_rss_bytes"] > 0
+        assert rec.runtime["model_disk_bytes"] == (vocab_dir / "model.safetensors").stat().st_size
+
+
+def test_interleaved_records_carry_the_peak_memory_after_the_last_round(tmp_path, vocab_dir, fault_runtime):
+    from dataclasses import replace
+
+    fake_model(vocab_dir)
+    run(replace(fault_plan(vocab_dir, ["fp32"], seq_lens=(8,)), rounds=2), tmp_path)
+    latency = by_cell(tmp_path)["latency", 8]
+    assert latency.runtime["interleaved"]["rounds"] == 2
+    memory = latency.runtime["memory"]
+    assert memory["peak_rss_bytes"] >= memory["rss_after_first_bytes"] > 0
+    assert latency.runtime["startup"]["first_inference_s"] > 0

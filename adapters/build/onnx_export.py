@@ -162,6 +162,10 @@ def build(artifact: Artifact, form: str, tmp: Path, source: Path | None) -> dict
         meta = export_onnx(artifact, tmp)
     elif form in ("onnx-int8-dynamic", "onnx-int8-static") and source is not None:
         meta = quantize(artifact, form, source, tmp)
+    elif form == "onnx-int8-nncf" and source is not None:
+        from adapters.build import nncf_int8
+
+        meta = nncf_int8.quantize(artifact, source, tmp)
     else:
         raise UsageError(f"cannot build model form {form!r}" + (" without its fp32 source" if source is None else ""))
     return meta | {"versions": _versions()}

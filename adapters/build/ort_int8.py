@@ -90,6 +90,10 @@ class _Calibration:
     def get_next(self) -> dict | None:
         return next(self._feeds, None)
 
+    def feeds(self) -> list[dict]:
+        """All batches at once (NNCF's calibration dataset, adapters/build/nncf_int8.py)."""
+        return list(self._feeds)
+
     def rewind(self) -> None:  # ORT calls it between calibration passes; one pass is all we need
         pass
 

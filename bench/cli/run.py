@@ -18,7 +18,7 @@ def add_parsers(sub) -> None:
     run.add_argument("--preset", default="default", help="preset name or .toml file (default: default)")
     run.add_argument("--backbones", type=_csv(str), help="comma list; catalogue names or local HF dirs")
     run.add_argument("--runtimes", type=_csv(str),
-                     help="comma list of torch,onnxruntime,deepsparse,mxnet,mxnet-deploy (default: the preset's "
+                     help="comma list of runtime names, see `bench list` (default: the preset's "
                      "runtimes that are installed in this environment)")
     run.add_argument("--precisions", type=_csv(str), help="comma list of fp32,fp16,bf16,int8,int8-static")
     run.add_argument("--sparsities", type=_csv(str), help="comma list of dense,pruned80,pruned90")
@@ -69,12 +69,15 @@ def cmd_list(args) -> int:
             weights = "pretrained" if b.pretrained else "random (pretrained: false)"
             print(f"  {name:30s} {weights:28s} {b.published_params_m or '?'}M  {b.hub_id}")
     if args.what in ("all", "runtimes"):
-        print("runtimes (device: precisions):")
+        print("runtimes (device: precisions; † unmaintained upstream):")
         for r in RUNTIMES.values():
             missing = r.missing_modules()
             state = "installed" if not missing else f"missing {', '.join(missing)} (extra '{r.extra}')"
             caps = "; ".join(f"{d}: {','.join(p)}" for d, p in r.precisions.items())
-            print(f"  {r.name:12s} {caps:40s} {state}")
+            name = f"{r.name} †" if r.unmaintained else r.name
+            print(f"  {name:15s} {caps:40s} {state}")
+            if r.unmaintained:
+                print(f"  {'':15s} † unmaintained: {r.unmaintained}")
     if args.what in ("all", "presets"):
         print("presets: " + ", ".join(list_presets()))
     return 0
@@ -117,14 +120,14 @@ def cmd_run(args) -> int:
 
     plan = load_preset(args.preset)
     args.pythons = pythons_from_env() | _pythons(args.python or [])
-    runtimes = args.runtimes
+    runtimes, absent = args.runtimes, []
     if runtimes is None:  # a preset spans environments: run the part this one (or a given interpreter) can run
         installed = tuple(r for r in plan.matrix.runtimes if interpreter(r, args.pythons))
         absent = [r for r in plan.matrix.runtimes if r not in installed]
         if not installed:
             get_runtime(absent[0]).require()  # one line naming the extra to install
-        if absent:
-            runtimes = installed
+        if absent:  # narrowed, not asked for: a runtime with no cell for a given axis value is no error
+            plan = replace(plan, matrix=replace(plan.matrix, runtimes=installed))
     plan = with_overrides(plan, backbones=args.backbones, runtimes=runtimes, precisions=args.precisions,
                           sparsities=args.sparsities, devices=args.devices, suites=args.suites, tasks=args.tasks)
     if args.seq_lens:
@@ -154,7 +157,7 @@ def cmd_run(args) -> int:
         if not interpreter(name, args.pythons):
             get_runtime(name).require()
     cells = plan.cells()
-    if args.runtimes is None and runtimes:  # only once the plan is known to be valid: errors stay one line
+    if absent:  # only once the plan is known to be valid: errors stay one line
         print(f"bench: not installed here, skipping runtimes {', '.join(absent)} (their nox environments run "
               "them; pass --runtimes to insist)", file=sys.stderr)
     if args.dry_run:

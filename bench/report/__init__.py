@@ -1,7 +1,7 @@
 """Report and leaderboard over records: pandas tables (Markdown + CSV), GLUE scores, a leaderboard page with a
 Pareto plot and a recommendation. The numbers they compare are computed in bench.stats.
 
-    rows         the record frame and the keys tables group by
+    rows         the record frame, the keys tables group by, the cost columns, unmaintained-runtime marks
     tables       comparison table, cells without numbers, environment lines, report.md/.csv
     glue_scores  GLUE columns of the comparison table and the GLUE scores table
     ranking      the leaderboard table and its recommendation per machine × backbone × task

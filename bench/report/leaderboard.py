@@ -1,6 +1,11 @@
 """The leaderboard's outputs: leaderboard.md, .csv, a self-contained .html (no network: inline CSS/JS from
 bench/report/assets, the plot embedded, a Content-Security-Policy that only allows its own script) and
-pareto.png/.svg."""
+pareto.png/.svg.
+
+The Markdown and HTML tables mark unmaintained runtimes (bench.report.rows.mark_unmaintained: "deepsparse †") with
+a footnote per reason under the board; leaderboard.csv keeps the runtime names as they are. The cost columns
+(disk_MB, peak_rss_MB, first_inference_ms, fused_ops) are defined in bench.report.rows and documented in
+COLUMN_DOCS."""
 
 from __future__ import annotations
 
@@ -24,8 +29,8 @@ from bench.records import Record
 from bench.report.peaks import machine_peaks, peak_line
 from bench.report.plot import plot
 from bench.report.ranking import DEFAULT_BUDGET_PCT, NO_ACCURACY, board, recommendations, speed_column
-from bench.report.rows import REFERENCE_NAME, ROW, frame
-from bench.report.tables import environment_lines, markdown_table, problem_lines, problem_summary, problems
+from bench.report.rows import REFERENCE_NAME, ROW, frame, mark_unmaintained, unmaintained_notes
+from bench.report.tables import environment_lines, footnotes, markdown_table, problem_lines, problem_summary, problems
 
 FACETS = ["backbone", "task", "runtime", "precision", "sparsity", "device", "machine"]  # the page's filters
 
@@ -76,6 +81,13 @@ COLUMN_DOCS = [
                      "rounds"),
     ("best_speedup_low", "lower end of its 95% interval"),
     ("best_speedup_high", "upper end of its 95% interval"),
+    ("disk_MB", "size on disk of the model files the runtime read (MiB)"),
+    ("peak_rss_MB", "the worker's peak resident memory (VmHWM; MiB), the largest over the row's speed-suite cells, "
+                    "loading included"),
+    ("first_inference_ms", "time to the first answer: load + first encode + first forward at batch 1 × 128 "
+                           "(milliseconds), the smallest over the row's timed cells"),
+    ("fused_ops", "op types the runtime's graph optimizer fused into, with counts (ONNX Runtime's optimized graph); "
+                  "none: nothing fused"),
     ("cells", "statuses of the cells behind the row"),
 ]
 
@@ -187,6 +199,7 @@ def html_page(table: pd.DataFrame, recs: pd.DataFrame, records: list[Record], pn
     csp = (f"default-src 'none'; script-src 'sha256-{script_hash}'; style-src 'unsafe-inline'; img-src data:; "
            "base-uri 'none'; form-action 'none'")
     shown_recs = recs.drop(columns=["recommended", *ROW[1:]])
+    notes = "".join(f"<p class=note>{_esc(n)}</p>" for n in unmaintained_notes(table.runtime))
     docs = "".join(f"<dt>{_esc(c)}</dt><dd>{_esc(column_doc(c))}</dd>" for c in table.columns if column_doc(c))
     problems_html = (f"<h2>Cells that did not produce numbers</h2><p class=note>{len(bad)} cells, grouped by "
                      f"reason.</p><div class=wrap>{_table_html(problem_summary(bad), 'problems', False)}</div>"
@@ -196,8 +209,9 @@ def html_page(table: pd.DataFrame, recs: pd.DataFrame, records: list[Record], pn
         n_rows=len(table), n_machines=table.machine.nunique(),
         ranked_by="best throughput" if speed_column(table)[1] else "p50 latency", budget=format(budget_pct, "g"),
         reference=REFERENCE_NAME, no_accuracy=NO_ACCURACY,
-        recommendations=_table_html(shown_recs, "recommendations", False), filters=_filters_html(table),
-        board=_table_html(table, "board", True), plot_note=_esc(plot_note), png=base64.b64encode(png).decode(),
+        recommendations=_table_html(shown_recs, "recommendations", False),
+        filters=_filters_html(mark_unmaintained(table)), board=_table_html(mark_unmaintained(table), "board", True),
+        footnotes=notes, plot_note=_esc(plot_note), png=base64.b64encode(png).decode(),
         environment=environment_html(records), docs=docs, problems=problems_html, script=script)
 
 
@@ -216,7 +230,8 @@ def write(records: list[Record], out_dir: Path, budget_pct: float = DEFAULT_BUDG
     md = [f"# {title}", "", *map(markdown_text, environment_lines(records)), "",
           f"## Recommendations (fastest within {budget_pct:g}% relative accuracy drop)", "",
           markdown_table(recs.drop(columns=["recommended", *ROW[1:]])), "", "## Leaderboard", "",
-          markdown_table(table), "", f"![Pareto plot: {note}](pareto.png)", "", "Columns: " + "; ".join(
+          markdown_table(mark_unmaintained(table)), *footnotes(table.runtime), "",
+          f"![Pareto plot: {note}](pareto.png)", "", "Columns: " + "; ".join(
               f"`{c}` {column_doc(c)}" for c in table.columns if column_doc(c)) + "."]
     md += problem_lines(bad)
     atomic_write(paths.md, "\n".join(md) + "\n")

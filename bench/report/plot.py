@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench import stats
 from bench.report.ranking import DEFAULT_BUDGET_PCT, NO_ACCURACY, reference_rows, speed_column
+from bench.report.rows import unmaintained
 
 MAX_FACETS = 30  # panels beyond it are counted in the caption, not drawn: a figure stays readable
 
@@ -120,7 +121,8 @@ def plot(table: pd.DataFrame, png: Path, svg: Path, budget_pct: float = DEFAULT_
         axes[0].text(0.5, 0.5, what, ha="center", va="center", transform=axes[0].transAxes, wrap=True)
     n_acc = sum(f[0] == "accuracy" for f in facets)
     fig.suptitle("\n".join(title), fontsize=11, y=1 - 0.12 / height, va="top")
-    handles = [Line2D([], [], ls="", marker="o", color=color[r], label=_plain(r)) for r in runtimes]
+    handles = [Line2D([], [], ls="", marker="o", color=color[r],
+                      label=_plain(f"{r} (unmaintained)" if unmaintained(r) else r)) for r in runtimes]
     handles += [Line2D([], [], ls="", marker=marker[p], color="grey", label=_plain(p)) for p in precisions]
     handles += [Line2D([], [], color="black", lw=1, label="Pareto front (labelled)")]
     if n_acc:

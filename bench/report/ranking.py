@@ -8,7 +8,8 @@ accuracy keeps task "".
 
 The recommendation per machine/backbone/task is the fastest configuration whose accuracy drop relative to the
 reference configuration (bench.runtimes.REFERENCE_CONFIG) stays within a stated budget. Without accuracy it
-says "no accuracy measured": speed alone is not a recommendation.
+says "no accuracy measured": speed alone is not a recommendation. A pick (or, speed only, the fastest) on an
+unmaintained runtime (bench.runtimes.Runtime.unmaintained) says so in its note, with upstream's reason and date.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 from bench import stats
 from bench.gate.change import ACCURACY_METRICS
 from bench.report.glue_scores import CHANGE_KEY, paired_changes
-from bench.report.rows import REFERENCE_NAME, ROW
+from bench.report.rows import REFERENCE_NAME, ROW, unmaintained
 from bench.report.tables import comparison
 from bench.runtimes import is_reference
 
@@ -171,8 +172,8 @@ def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT)
                 continue  # configurations no task evaluated; the task rows recommend
             random = (group.pretrained == "no (random)").all()
             note = ("random weights (pretrained: false) never get accuracy; " if random else "") + (
-                f"fastest measured: {_config(fastest)} ({_speed(fastest, col)}), speed only" if fastest is not None
-                else "no speed measured either")
+                f"fastest measured: {_config(fastest)} ({_speed(fastest, col)}), speed only{_unmaintained(fastest)}"
+                if fastest is not None else "no speed measured either")
             rows.append(base | {"recommendation": NO_ACCURACY, "recommended": False, "note": note})
             continue
         ok = timed[timed.accuracy.notna() & admissible(timed, budget_pct)]
@@ -200,7 +201,7 @@ def recommendations(table: pd.DataFrame, budget_pct: float = DEFAULT_BUDGET_PCT)
             "speed": _speed(best, col), "accuracy": best.accuracy, "acc_metric": best.acc_metric,
             "acc_drop_%": best["acc_drop_%"],
             "note": f"fastest of {len(ok)} the {budget_pct:g}% relative accuracy budget admits{judged}{speedup}{tied}"
-                    f"{unsure}"})
+                    f"{unsure}{_unmaintained(best)}"})
     cols = ["machine", "backbone", "task", "recommendation", "speed", "acc_metric", "accuracy", "acc_drop_%",
             "note", "recommended", *ROW[1:]]
     return pd.DataFrame(rows, columns=cols)
@@ -230,6 +231,12 @@ def _best(rows: pd.DataFrame, col: str | None, higher: bool):
     if rows.empty or col is None:
         return None
     return rows.loc[rows[col].idxmax() if higher else rows[col].idxmin()]
+
+
+def _unmaintained(row) -> str:
+    """'; deepsparse is unmaintained: <why, since when>' for a row on an unmaintained runtime, else ''."""
+    why = unmaintained(row["runtime"])
+    return f"; {row['runtime']} is unmaintained: {why}" if why else ""
 
 
 def _config(row) -> str:

@@ -3,7 +3,9 @@ environment.
 
 One row per machine × backbone × runtime × precision × sparsity × device. Speed-up is against that
 backbone's reference row (bench.runtimes.REFERENCE_CONFIG) on the same device at the reference sequence
-length; GFLOP/s is shown as % of the GEMM peak the harness measured on the same machine.
+length; GFLOP/s is shown as % of the GEMM peak the harness measured on the same machine. What a row costs besides
+its speed (disk_MB, peak_rss_MB, first_inference_ms, fused_ops) is defined once in bench.report.rows. Shown tables
+mark unmaintained runtimes with † and a footnote; the CSV keeps the runtime names as they are.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ from bench.markdown import markdown_text
 from bench.records import Record
 from bench.report.glue_scores import GLUE_HELP, glue_columns, glue_scores
 from bench.report.peaks import machine_peaks, peak_line
-from bench.report.rows import REFERENCE_NAME, ROW, frame, metric, reference_values
+from bench.report.rows import (
+    REFERENCE_NAME,
+    ROW,
+    costs,
+    frame,
+    mark_unmaintained,
+    metric,
+    reference_values,
+    unmaintained_notes,
+)
 
 REFERENCE_SEQ = 128  # the sequence length speed-up and GFLOP/s are shown at (else the shortest measured)
 
@@ -66,6 +77,8 @@ def comparison(df: pd.DataFrame) -> pd.DataFrame:
         if "m.speedup" in best and best["m.speedup"].notna().any():  # measured in interleaved rounds
             table["best_speedup"] = best["m.speedup"]
             table["best_speedup_low"], table["best_speedup_high"] = best["m.speedup_low"], best["m.speedup_high"]
+    for name, values in costs(df).items():
+        table[name] = values
     glue_columns(df, table)
     counts = df.groupby(["machine", *ROW])["status"].value_counts().unstack(fill_value=0)
     statuses = {i: ", ".join(f"{int(n)} {s}" for s, n in zip(counts.columns, row, strict=True) if n)
@@ -147,7 +160,7 @@ def write(records: list[Record], out_dir: Path, title: str = "backbone-bench rep
     atomic_write(paths["csv"], table.to_csv(index=False, float_format="%.4g"))
     shown = table.drop(columns=["machine"]) if table["machine"].nunique() == 1 else table
     md = [f"# {title}", "", *map(markdown_text, environment_lines(records)), "",
-          markdown_table(shown), "", COLUMN_HELP]
+          markdown_table(mark_unmaintained(shown)), *footnotes(table.runtime), "", COLUMN_HELP]
     for name, frame_, wanted in (("glue", scores, not scores.empty), ("problems", bad, not bad.empty)):
         path = out_dir / f"{name}.csv"
         if wanted:
@@ -156,11 +169,16 @@ def write(records: list[Record], out_dir: Path, title: str = "backbone-bench rep
         else:
             path.unlink(missing_ok=True)  # a stale file from an earlier report of this directory
     if not scores.empty:
-        md += ["", "## GLUE dev scores", "", GLUE_HELP, "", markdown_table(scores), "",
-               *(f"- {markdown_text(n)}" for n in notes)]
+        md += ["", "## GLUE dev scores", "", GLUE_HELP, "", markdown_table(mark_unmaintained(scores)),
+               *footnotes(scores.runtime), "", *(f"- {markdown_text(n)}" for n in notes)]
     md += problem_lines(bad)
     atomic_write(paths["md"], "\n".join(md) + "\n")
     return paths
+
+
+def footnotes(runtimes) -> list[str]:
+    """The Markdown footnotes under a table whose runtimes are marked: one paragraph per reason."""
+    return [line for note in unmaintained_notes(runtimes) for line in ("", markdown_text(note))]
 
 
 def problem_lines(bad: pd.DataFrame) -> list[str]:
@@ -192,21 +210,23 @@ def _cell(value, floatfmt: str, numeric: bool) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return ""
     if numeric and isinstance(value, float):
-        return format(value, floatfmt)
+        return f"{value:.0f}" if abs(value) >= 1000 else format(value, floatfmt)  # 1234, not 1.23e+03
     return markdown_text(value)
 
 
-COLUMN_HELP = f"""Columns: `pretrained` no = seeded random weights (speed and size only, never accuracy);
-`params_M` parameters as the runtime holds them (millions); `weights_MB` their storage at that precision;
-`nonzero_%` share of nonzero parameters (pruned80/pruned90: 80/90% of the encoder's Linear weights are
-zero, embeddings are kept); `p50_ms_sN` median batch-1 latency at sequence length N;
-`cv_%` coefficient of variation of those samples; `speedup` {REFERENCE_NAME} latency / this row's (same
-backbone, device, sequence length); `gflops` achieved forward GFLOP/s at batch 1, and `%_of_peak` that as a
-share of the GEMM peak of the row's own precision measured on the same machine (fp32, bf16, fp16 or int8; best
-of the records' measurements; empty where the CPU has no native kernel for that precision); `max_abs_diff` /
-`cosine` this row's outputs vs torch fp32 outputs of the same weights on 16 real sentences (fp32 rows must keep
-max |diff| <= rel_tol x max|ref| and cosine >= min_cosine: the [parity] criterion), `agreement_%`
-predicted-class agreement for task heads; `best_seq_per_s` /
-`best_tok_per_s` best throughput over the batch sweep, `at_batch` the batch that gave it; `cells` cell
-statuses of the row. GLUE: `<task>_<metric>` the task's headline dev metric in points (accuracy; f1 for MRPC,
+COLUMN_HELP = f"""Columns: `pretrained` no = seeded random weights (speed and size only, never accuracy); `params_M`
+parameters as the runtime holds them (millions); `weights_MB` their storage at that precision; `nonzero_%` share of
+nonzero parameters (pruned80/pruned90: 80/90% of the encoder's Linear weights are zero, embeddings are kept);
+`p50_ms_sN` median batch-1 latency at sequence length N; `cv_%` coefficient of variation of those samples; `speedup`
+{REFERENCE_NAME} latency / this row's (same backbone, device, sequence length); `gflops` achieved forward GFLOP/s at
+batch 1, and `%_of_peak` that as a share of the GEMM peak of the row's own precision measured on the same machine
+(fp32, bf16, fp16 or int8; best of the records' measurements; empty where the CPU has no native kernel for that
+precision); `max_abs_diff` / `cosine` this row's outputs vs torch fp32 outputs of the same weights on 16 real
+sentences (fp32 rows must keep max |diff| <= rel_tol x max|ref| and cosine >= min_cosine: the [parity] criterion),
+`agreement_%` predicted-class agreement for task heads; `best_seq_per_s` / `best_tok_per_s` best throughput over the
+batch sweep, `at_batch` the batch that gave it; `disk_MB` size of the model files the runtime read; `peak_rss_MB`
+the worker's peak resident memory over the row's speed suites (loading included); `first_inference_ms` load + first
+encode + first forward at batch 1 × 128, the smallest over the row's timed cells; `fused_ops` op types the runtime's
+optimizer fused into, with counts (ONNX Runtime); `cells` cell statuses of the row; † an unmaintained runtime
+(footnote under the table). GLUE: `<task>_<metric>` the task's headline dev metric in points (accuracy; f1 for MRPC,
 mcc for CoLA, pearson for STS-B), `<task>_drop` points below the {REFERENCE_NAME} row (negative: higher)."""
