@@ -3,17 +3,21 @@
 (Not named onnxruntime.py: that would shadow the library it wraps.) The model files come from
 bench/exports.py, so every precision runs the same weights as the torch cells of the same artifact.
 
-info()["optimized_graph"] says what ORT made of the file: the session's own options write its optimized graph
-(SessionOptions.optimized_model_filepath; the weights to a side file, so only the graph is serialized and parsed)
-into a temporary directory, deleted once its nodes are counted. {"nodes": N, "op_counts": {op_type: n},
-"fused": {op_type: n}}: every op type (nested subgraphs included), and the subset that only ORT's fusions
-produce (FUSED_OPS), so a reader sees whether the BERT fusions (Attention, SkipLayerNormalization, ...) applied;
-{"error": reason} where the graph could not be written or read (the cell still runs). Writing it is part of
-`load`, hence of the record's startup.load_s.
+info()["optimized_graph"] says what ORT made of the file: {"nodes": N, "op_counts": {op_type: n}, "fused":
+{op_type: n}}: every op type of the optimized graph (nested subgraphs included), and the subset that only ORT's
+fusions produce (FUSED_OPS), so a reader sees whether the BERT fusions (Attention, SkipLayerNormalization, ...)
+applied; {"error": reason} where it could not be made (the cell still runs). The graph is written
+(SessionOptions.optimized_model_filepath, weights to a side file) by a session of the same level in a child process,
+once per file and ORT version (kept beside the file), never by the timed session: its load time, memory high-water
+mark and optimizations stay exactly those of a session that writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -61,6 +65,49 @@ def optimized_graph_summary(path: Path) -> dict:
     counts = op_counts(onnx.load(str(path), load_external_data=False).graph)
     return {"nodes": sum(counts.values()), "op_counts": dict(sorted(counts.items())),
             "fused": {op: n for op, n in sorted(counts.items()) if op in FUSED_OPS}}
+
+
+def optimized_graph_of(path: Path, fp16: bool = False) -> dict:
+    """The op counts of `path`'s optimized graph (CPU provider, GRAPH_LEVEL), from the kept copy or a child process."""
+    kept = path.with_name(f"{path.name}.ort-{ort.__version__}{'-fp16' if fp16 else ''}-graph.json")
+    try:
+        return json.loads(kept.read_text())
+    except (OSError, json.JSONDecodeError):
+        pass
+    proc = _run_child([sys.executable, "-m", "adapters.ort_runtime", str(path), "fp16" if fp16 else "fp32"])
+    try:
+        summary = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    except (IndexError, json.JSONDecodeError):
+        summary = None
+    if summary is None:
+        tail = [line for line in (proc.stderr or "").strip().splitlines() if line.strip()][-1:]
+        return {"error": f"writing the optimized graph failed (exit {proc.returncode}): {' '.join(tail)}".strip()}
+    summary["provider"] = "CPUExecutionProvider"
+    with contextlib.suppress(OSError):  # a read-only cache: counted again next time
+        kept.write_text(json.dumps(summary))
+    return summary
+
+
+def _run_child(command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def _write_optimized(path: str, fp16: bool) -> dict:
+    """In the child: a session at GRAPH_LEVEL writes its optimized graph to a temporary directory; count it."""
+    model: bytes | str = path
+    if fp16:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = convert_float_to_float16(onnx.load(path), keep_io_types=True).SerializeToString()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = GRAPH_LEVEL
+    opts.intra_op_num_threads = 1
+    with tempfile.TemporaryDirectory(prefix="ort-optimized-") as tmp:
+        graph = Path(tmp) / "optimized.onnx"
+        opts.optimized_model_filepath = str(graph)
+        opts.add_session_config_entry(_EXTERNAL_WEIGHTS, "optimized.weights")
+        ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        return optimized_graph_summary(graph)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -111,35 +158,18 @@ class OrtAdapter(BaseAdapter):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self._options = opts
         chosen = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-        self.session = self._session(model_bytes, opts, chosen)
+        try:
+            self.session = ort.InferenceSession(model_bytes, opts, providers=chosen)
+        except Exception as exc:  # ORT's Fail/InvalidGraph/NotImplemented: one line, this cell only
+            raise CellError(f"{self.model.path}: onnxruntime cannot load it: {type(exc).__name__}: {exc}") from exc
         if device == "cuda" and self.session.get_providers()[0] != "CUDAExecutionProvider":
             raise CellSkipped("device cuda: onnxruntime fell back to CPU (CUDA provider failed to initialise)")
 
-    def _session(self, model, opts: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
-        """The session, with its optimized graph written to a temporary directory and counted on the way; should
-        writing it be what fails, the session is made again without it and the reason kept."""
-        with tempfile.TemporaryDirectory(prefix="ort-optimized-") as tmp:
-            graph = Path(tmp) / "optimized.onnx"
-            opts.optimized_model_filepath = str(graph)
-            opts.add_session_config_entry(_EXTERNAL_WEIGHTS, "optimized.weights")
-            try:
-                session = ort.InferenceSession(model, opts, providers=providers)
-            except Exception as exc:
-                session, saving = None, exc
-            finally:
-                opts.optimized_model_filepath = ""
-            if session is not None:
-                try:
-                    self._optimized = optimized_graph_summary(graph)
-                except Exception as exc:  # an unreadable dump costs the counts, never the cell
-                    self._optimized = {"error": _one_line(exc)}
-                return session
-        try:
-            session = ort.InferenceSession(model, opts, providers=providers)
-        except Exception as exc:  # ORT's Fail/InvalidGraph/NotImplemented: one line, this cell only
-            raise CellError(f"{self.model.path}: onnxruntime cannot load it: {type(exc).__name__}: {exc}") from exc
-        self._optimized = {"error": f"writing the optimized graph failed: {_one_line(saving)}"}
-        return session
+    def optimized_graph(self) -> dict | None:
+        """The optimized graph's op counts (module docstring), made on first call and kept."""
+        if self._optimized is None and self.model is not None:
+            self._optimized = optimized_graph_of(self.model.path, self._numerics.precision == "fp16")
+        return self._optimized
 
     def _to_native(self, encoded: Encoded) -> dict[str, np.ndarray]:
         return self.model.feed(encoded)
@@ -163,9 +193,13 @@ class OrtAdapter(BaseAdapter):
                 "opset": self.model.opset if self.model else None,
                 "fp16_conversion": self._numerics.precision == "fp16",
                 "threads": opts.intra_op_num_threads if opts else None,
-                "optimized_graph": self._optimized}
+                "optimized_graph": self.optimized_graph()}
 
     def close(self) -> None:
         self.session = None
         self.model = None
         super().close()
+
+
+if __name__ == "__main__":  # the child of optimized_graph_of: one JSON line on stdout
+    print(json.dumps(_write_optimized(sys.argv[1], sys.argv[2] == "fp16")))
