@@ -53,6 +53,7 @@ class DeepSparseAdapter(BaseAdapter):
         self._numerics, self._threads = variant, options.threads
         self.model = open_model(exports.ready_file(artifact, form), max_opset=onnx.defs.onnx_opset_version(),
                                 max_ir=MAX_IR_VERSION)
+        self.model_files = (self.model.path,)
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-deepsparse-")
 
     def engine(self, batch: int, seq_len: int) -> deepsparse.Engine:

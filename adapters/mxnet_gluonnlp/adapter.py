@@ -285,6 +285,7 @@ class MXNetAdapter(BaseAdapter):
         except Exception as exc:
             raise CellError(f"{directory}: mxnet cannot import the deployment files: {type(exc).__name__}: "
                             f"{exc}; delete the directory to rebuild it") from exc
+        self.model_files = (directory / "model-symbol.json", directory / "model-0000.params")  # what a deployment reads
         if self._numerics.precision == "fp16":
             self._input_dtype = "float16"
         if self._numerics.precision == "fp32" and self.ctx == mx.cpu():
