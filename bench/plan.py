@@ -94,8 +94,8 @@ class Plan:
         described = {s.name: s.describe(self.settings_of(s.name)) for s in all_suites()}
         return {k: v for k, v in described.items() if v is not None} | {
             "threads": threads, "timeout_s": self.timeout_s, "seed": self.seed, "isolate": self.isolate,
-            "rounds": self.rounds, "live_workers": self.live_workers,
-            "properties": {r: sc.properties for r, sc in self.scopes.items() if sc.properties}}
+            "rounds": self.rounds, "live_workers": self.live_workers} | ({"properties": properties} if (
+            properties := {r: sc.properties for r, sc in self.scopes.items() if sc.properties}) else {})
 
 
 def list_presets() -> list[str]:
