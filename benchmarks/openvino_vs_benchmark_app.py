@@ -2,12 +2,14 @@
 
 Why: OpenVINO ships the tool its users trust; a harness OpenVINO row is only worth publishing if benchmark_app
 agrees with it. For each precision:sparsity given, one harness latency variant (a live worker from
-bench/rounds_worker.py, model loaded once, as `bench run` rounds measure) and `benchmark_app -api sync -hint latency
--nstreams 1 -nthreads T -shape [B,S] -infer_precision P` on the cached file the harness runs are measured
+bench/rounds_worker.py, model loaded once, as `bench run` rounds measure) and `benchmark_app -api sync -hint none
+-nstreams 1 -nthreads T -pin YES -shape [B,S] -infer_precision P` on the cached file the harness runs are measured
 interleaved: in each round every variant's harness block and its benchmark_app run come back to back in a random
-order. benchmark_app fills inputs with its own random data; a dense BERT does the same work for any ids. Prints
-the per-round ratio harness/benchmark_app (geometric mean, 95% interval); writes summary.json. Run it in the torch
-environment (which has openvino) after the exports exist (any `bench run` with openvino cells made them), e.g.
+order (`-hint latency` resolves to the same settings, but benchmark_app takes -nstreams/-nthreads/-pin only with
+`-hint none`, so those are given instead). benchmark_app fills inputs with its own random data; a dense BERT does
+the same work for any ids. Prints the per-round ratio harness/benchmark_app (geometric mean, 95% interval); writes
+summary.json. Run it in the torch environment (which has openvino) after the exports exist (any `bench run` with
+openvino cells made them), e.g.
 
     BENCH_CACHE=.cache/backbone-bench .nox/bench-family-torch/bin/python benchmarks/openvino_vs_benchmark_app.py \\
         --backbone bert-base-uncased --variants fp32:dense,bf16:dense,int8-static:dense --rounds 5
@@ -45,14 +47,21 @@ HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8-static": "f32"}  # a
 MEDIAN = re.compile(r"Median:\s*([0-9.]+)\s*ms")
 
 
+class ToolFailed(Exception):
+    """benchmark_app itself did not run: nothing to compare."""
+
+
 def app_median(model: Path, precision: str, batch: int, seq_len: int, threads: int, seconds: float,
                sparse_rate: float | None, tmp: Path) -> dict:
     exe = Path(sys.executable).with_name("benchmark_app")
     if not exe.is_file():
         exe = Path(shutil.which("benchmark_app") or "benchmark_app")
-    cmd = [str(exe), "-m", str(model), "-d", "CPU", "-api", "sync", "-hint", "latency", "-nstreams", "1",
-           "-nthreads", str(threads), "-shape", f"[{batch},{seq_len}]", "-infer_precision", HINT[precision],
-           "-t", str(max(1, round(seconds)))]
+    # the harness's compiled model: LATENCY hint, i.e. 1 stream, the run's threads, pinned; benchmark_app only takes
+    # -nstreams/-nthreads/-pin with -hint none, so they are spelled out (what the hint resolves to, read back from
+    # the harness's compiled model: NUM_STREAMS 1, ENABLE_CPU_PINNING true)
+    cmd = [str(exe), "-m", str(model), "-d", "CPU", "-api", "sync", "-hint", "none", "-nstreams", "1",
+           "-nthreads", str(threads), "-pin", "YES", "-shape", f"[{batch},{seq_len}]",
+           "-infer_precision", HINT[precision], "-t", str(max(1, round(seconds)))]
     if sparse_rate is not None:  # as the harness asks for pruned INT8 (a config file: no flag for it)
         config = tmp / "sparse.json"
         config.write_text(json.dumps({"CPU": {"CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE": str(sparse_rate)}}))
@@ -105,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                             pair[side] = harness_block(workers[i], args.time, r == 0) if side == "harness" else \
                                 app_median(models[i], precision, 1, args.seq_len, threads, args.time, rate,
                                            Path(tmp))
+                        if pair["app"]["status"] != "ok" and r == 0:  # a tool that does not run: say so once
+                            raise ToolFailed(f"benchmark_app failed for {precision} {sparsity}: {pair['app']['reason']}"
+                                             f" (command: {pair['app']['command']})")
                         blocks[variants[i]].append(pair)
                         print(f"round {r + 1}/{args.rounds} openvino {precision} {sparsity}: harness "
                               f"{pair['harness'].get('median_ms', pair['harness'].get('reason'))} ms, benchmark_app "
@@ -126,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"openvino_vs_benchmark_app: error: {exc}", file=sys.stderr)
         return 2
+    except ToolFailed as exc:
+        print(f"openvino_vs_benchmark_app: {exc}", file=sys.stderr)
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
     import openvino as ov
 
@@ -143,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['precision']} | {r['sparsity']} | {'–' if d is None else f'{d:+.1f}%'} | "
               f"{'–' if ci is None else f'{ci[0]:+.1f}% … {ci[1]:+.1f}%'} | {verdict} |")
     print(f"\nwrote {args.out / 'summary.json'}")
-    return 0
+    return 0 if all(r["diff_pct"] is not None for r in rows) else 1
 
 
 if __name__ == "__main__":
