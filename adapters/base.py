@@ -25,6 +25,11 @@ class Options:
     threads: int = 1
     properties: dict | None = None  # the runtime's own settings from the preset (bench/plan.py: RuntimeScope)
 
+    @classmethod
+    def from_settings(cls, settings: dict, runtime: str) -> Options:
+        """A worker's options from the record settings its spec carries (bench/plan.py: record_settings)."""
+        return cls(threads=settings["threads"], properties=settings.get("properties", {}).get(runtime))
+
 
 @dataclass(frozen=True)
 class ParamCounts:

@@ -27,7 +27,7 @@ from bench.artifacts import Artifact, cache_root, sha256_file
 from bench.errors import CellError, UsageError
 from bench.files import atomic_write
 from bench.keys import digest
-from bench.recipes import EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN, QUANT_RECIPE, form_ident, int8_ident, probe_texts
+from bench.recipes import EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN, QUANT_RECIPE, int8_ident, nncf_ident, probe_texts
 from bench.tokenizer import Encoded
 
 # onnx-int8-nncf: NNCF's static INT8 of the fp32 export, the file OpenVINO's INT8 cells run
@@ -54,10 +54,10 @@ def derived_dir(artifact: Artifact) -> Path:
 
 def _key(artifact: Artifact, what: str) -> str:
     ident = [artifact.content_hash, what, EXPORT_VERSION, ONNX_OPSET, PROBE_SEQ_LEN]
-    if what in ("onnx-int8-dynamic", "onnx-int8-static"):  # (kept as it was: their cached files keep their names)
+    if what == "onnx-int8-nncf":
+        ident += [nncf_ident()]
+    elif what.startswith("onnx-int8"):
         ident += [QUANT_RECIPE, int8_ident(what)]
-    elif (recipe := form_ident(what)) is not None:
-        ident += [recipe]
     return digest(ident, 12)
 
 

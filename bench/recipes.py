@@ -97,13 +97,9 @@ NNCF_INT8 = {"backend": "onnx", "preset": "MIXED", "model_type": "TRANSFORMER", 
              "fast_bias_correction": True, "task_examples": 64}
 
 
-def form_ident(form: str) -> dict | None:
-    """What a quantized form's cache key and record hold of its recipe (None for unquantized forms)."""
-    if form == "onnx-int8-nncf":
-        return {"nncf_recipe": NNCF_RECIPE} | NNCF_INT8
-    if form in INT8_FORMS:
-        return {"quant_recipe": QUANT_RECIPE} | int8_ident(form)
-    return None
+def nncf_ident() -> dict:
+    """What the NNCF INT8 file's cache key and record hold of its recipe."""
+    return {"nncf_recipe": NNCF_RECIPE} | NNCF_INT8
 
 
 EXPORT_VERSION = 2  # bump when the export changes the bytes it writes

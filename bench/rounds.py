@@ -193,10 +193,9 @@ def interleave(variants: list[Variant], budgets: Callable[[Cell], Budget], setti
             for v in list(workers):
                 # the high-water mark after all timed blocks, and what the adapter learnt meanwhile (per-shape
                 # compile times); a worker of older code has no such command: its load-time values stay
-                final = workers[v].ask({"op": "memory"}, 30.0)
+                final = workers[v].ask({"op": "final"}, 30.0)
                 for c, out in enumerate(outcomes[v]):
-                    if "memory" in final:
-                        out.runtime = out.runtime | final.get("runtime", {}) | {"memory": final["memory"]}
+                    out.runtime = out.runtime | final.get("runtime", {})
                     yield v, c, out
         finally:
             for worker in workers.values():

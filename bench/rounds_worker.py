@@ -7,8 +7,8 @@ Protocol: JSON lines. The driver writes commands to stdin; the worker answers on
 which it keeps for itself: file descriptor 1 is pointed at stderr first, so what a framework prints never mixes
 with an answer. First answer: `{"loaded": true, "libraries": ..., "extra": [...]}` or `{"error": ...}`.
 Commands: `{"op": "block", "cell": i, "warmup": bool}` → `{"samples": [...]}` (or `{"error": ...}`);
-`{"op": "memory"}` → `{"memory": {...}, "runtime": {...}}` (asked after the last round: the high-water mark,
-and the adapter's info with what it learnt while timed, e.g. per-shape compile times); `{"op": "close"}` ends it.
+`{"op": "final"}` → `{"runtime": {...}}` (asked after the last round: the adapter's info with what it learnt while
+timed, e.g. per-shape compile times, and the memory high-water mark by then); `{"op": "close"}` ends it.
 The loaded answer's `runtime` carries the startup phases and memory after load (bench/resources.py).
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 
 
 def _answer(out, message: dict) -> None:
@@ -30,34 +29,33 @@ def serve(spec: dict, commands, out) -> int:
     from bench.artifacts import Artifact
     from bench.cell import Cell
     from bench.environment import library_versions
-    from bench.resources import Startup, memory_now
+    from bench.resources import Startup
     from bench.runtimes import get_runtime
     from bench.timing import Budget, measure
     from bench.tokenizer import sample_sentences
+    from bench.worker import failure_fields
     from suites import get_suite
 
     cells = [Cell(**c) for c in spec["cells"]]
-    first, adapter, threads = cells[0], None, spec["settings"]["threads"]
+    first, adapter = cells[0], None
     startup = Startup()
     try:
         try:
             adapter = get_runtime(first.runtime).load_adapter_class()()
             startup.load(adapter, Artifact.from_summary(spec["artifact"]), Numerics(first.precision, first.sparsity),
-                         first.device, Options(threads=threads,
-                                                 properties=spec["settings"].get("properties", {}).get(first.runtime)))
+                         first.device, Options.from_settings(spec["settings"], first.runtime))
             startup.first(adapter, sample_sentences(), (first.batch, first.seq_len))
             inputs = [get_suite(c.suite).inputs(adapter, c) for c in cells]
         except Exception as exc:  # the same for every cell of the variant
-            traceback.print_exc()
-            _answer(out, {"error": _reason(exc), "status": _status(exc)})
+            failure = failure_fields(exc)
+            _answer(out, {"error": failure["reason"], "status": failure["status"]})
             return 0
         _answer(out, {"loaded": True, "libraries": library_versions(),
                       "runtime": adapter.info() | startup.fields(adapter), "extra": [extra for _, extra in inputs]})
         for line in commands:
             command = json.loads(line)
-            if command.get("op") == "memory":
-                _answer(out, {"memory": memory_now(startup.rss_after_load, startup.rss_after_first),
-                              "runtime": adapter.info() | startup.fields(adapter)})
+            if command.get("op") == "final":
+                _answer(out, {"runtime": adapter.info() | startup.fields(adapter)})
                 continue
             if command.get("op") != "block":
                 break
@@ -66,26 +64,12 @@ def serve(spec: dict, commands, out) -> int:
             try:
                 _answer(out, {"samples": measure(inputs[i][0], block)})
             except Exception as exc:  # a framework error: this variant's cells fail, the other variants go on
-                traceback.print_exc()
-                _answer(out, {"error": _reason(exc), "status": "failed"})
+                _answer(out, {"error": failure_fields(exc)["reason"], "status": "failed"})
                 return 0
         return 0
     finally:
         if adapter is not None:
             adapter.close()
-
-
-def _reason(exc: BaseException) -> str:
-    """The harness's own errors read as their sentence (as bench/worker.py records them); others keep their type."""
-    from bench.errors import CellError, CellSkipped, UsageError
-
-    return str(exc) if isinstance(exc, CellError | CellSkipped | UsageError) else f"{type(exc).__name__}: {exc}"
-
-
-def _status(exc: BaseException) -> str:
-    from bench.errors import CellSkipped
-
-    return "skipped" if isinstance(exc, CellSkipped) else "failed"
 
 
 def main(argv: list[str]) -> int:

@@ -35,7 +35,7 @@ def write_json(path: Path, fields: dict) -> None:
     tmp.rename(path)
 
 
-def _failure(exc: BaseException) -> dict:
+def failure_fields(exc: BaseException) -> dict:
     from bench.errors import CellError, CellSkipped, UsageError
 
     if isinstance(exc, CellSkipped):
@@ -65,10 +65,9 @@ def run_cells(spec: dict, out_dir: Path) -> int:
         try:
             adapter = get_runtime(first.runtime).load_adapter_class()()
             startup.load(adapter, Artifact.from_summary(spec["artifact"]), Numerics(first.precision, first.sparsity),
-                         first.device, Options(threads=spec["settings"]["threads"],
-                                       properties=spec["settings"].get("properties", {}).get(first.runtime)))
+                         first.device, Options.from_settings(spec["settings"], first.runtime))
         except Exception as exc:  # the same for every cell of the variant: each gets the reason, no retry
-            fields = _failure(exc) | {"started": started, "finished": now()}
+            fields = failure_fields(exc) | {"started": started, "finished": now()}
             for i in range(len(cells)):
                 write_json(out_dir / f"{i}.json", fields)
             return 0
@@ -85,9 +84,9 @@ def run_cells(spec: dict, out_dir: Path) -> int:
                 fields = {"status": "ok", "metrics": result.metrics, "samples": result.samples,
                           "runtime": adapter.info() | startup.fields(adapter)}
             except (CellSkipped, CellError, UsageError) as exc:
-                fields = _failure(exc)
+                fields = failure_fields(exc)
             except Exception as exc:  # a framework error fails this cell; the rest get a fresh process
-                write_json(out_dir / f"{i}.json", _failure(exc) | {"started": started, "finished": now()})
+                write_json(out_dir / f"{i}.json", failure_fields(exc) | {"started": started, "finished": now()})
                 return RESTART
             write_json(out_dir / f"{i}.json", fields | {"started": started, "finished": now()})
         return 0

@@ -143,9 +143,9 @@ def test_a_compile_failure_fails_the_cell_with_one_line_and_the_shape_is_not_ret
 
 
 def test_a_compile_failure_is_a_cell_error_so_the_worker_keeps_its_process():
-    from bench.worker import _failure
+    from bench.worker import failure_fields
 
-    fields = _failure(CellError("torch.compile (inductor) failed for shape b1 s8: RuntimeError: x"))
+    fields = failure_fields(CellError("torch.compile (inductor) failed for shape b1 s8: RuntimeError: x"))
     assert fields == {"status": "failed", "reason": "torch.compile (inductor) failed for shape b1 s8: RuntimeError: x"}
 
 

@@ -42,7 +42,7 @@ def quantize(artifact: Artifact, source: Path, out: Path) -> dict:
     for node in quantized.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
     return {"method": "nncf.quantize (ONNX backend)", "nncf": nncf.__version__,
-            "recipe": recipes.form_ident("onnx-int8-nncf"), "calibration_batches": len(feeds),
+            "recipe": recipes.nncf_ident(), "calibration_batches": len(feeds),
             "calibration_task_examples": recipe["task_examples"] if artifact.task else None,
             "quantize_linear": ops.get("QuantizeLinear", 0), "dequantize_linear": ops.get("DequantizeLinear", 0),
             "opset": next(o.version for o in quantized.opset_import if o.domain in ("", "ai.onnx")),
