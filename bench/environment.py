@@ -24,7 +24,9 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
                "NM_DISABLE_ANALYTICS": "1", "ORT_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
                "TOKENIZERS_PARALLELISM": "false",
                # NNCF sends telemetry unless a consent file says no or this is set (its CI switch: a no-op stub)
-               "NNCF_CI": "1"}
+               "NNCF_CI": "1",
+               # Ray's usage statistics report (--executor ray)
+               "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def apply_offline_env() -> None:

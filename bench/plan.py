@@ -64,7 +64,7 @@ class Plan:
     threads: int = 0  # 0: one per physical core
     timeout_s: float = 900.0
     seed: int = 0
-    isolate: str = "variant"  # one worker process per variant (loaded once) or per "cell" (bench/runner.py)
+    isolate: str = "variant"  # one worker process per variant (loaded once) or per "cell" (bench/local.py)
     rounds: int = 0  # > 0: timed cells of all variants measured interleaved in this many rounds (bench/rounds.py)
     live_workers: int = 8  # with rounds: variants loaded at once (each holds its model in memory)
     name: str = "custom"

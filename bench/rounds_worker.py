@@ -74,7 +74,9 @@ def serve(spec: dict, commands, out) -> int:
 
 def main(argv: list[str]) -> int:
     from bench.environment import apply_offline_env
+    from bench.worker import die_with_parent
 
+    die_with_parent()
     apply_offline_env()
     answers = os.fdopen(os.dup(1), "w")  # the driver's channel; fd 1 now goes to stderr for framework chatter
     os.dup2(2, 1)

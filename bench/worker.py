@@ -14,6 +14,7 @@ since an adapter that raised from inside its framework may be left in any state.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -95,7 +96,23 @@ def run_cells(spec: dict, out_dir: Path) -> int:
             adapter.close()
 
 
+def die_with_parent() -> None:
+    """Linux: this worker is killed when the process that started it dies (a runner killed with -9, a Ray node
+    removed): it runs in a session of its own, so nothing else would stop an orphan from timing on."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the call
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
+    die_with_parent()
     apply_offline_env()
     spec_path, out_dir = Path(argv[0]), Path(argv[1])
     return run_cells(json.loads(spec_path.read_text()), out_dir)

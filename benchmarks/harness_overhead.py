@@ -19,7 +19,7 @@ from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.cell import Cell
 from bench.environment import apply_offline_env, describe
-from bench.runner import default_threads
+from bench.local import default_threads
 from bench.timing import Budget, measure
 from bench.tokenizer import filled_text
 from suites.latency import forward_inputs

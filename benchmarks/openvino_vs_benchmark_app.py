@@ -33,8 +33,8 @@ from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.environment import apply_offline_env, machine_fingerprint
 from bench.errors import UsageError
+from bench.local import default_threads
 from bench.pruning import for_sparsity
-from bench.runner import default_threads
 from bench.runtimes import get_runtime
 from bench.stats import paired_ratio
 

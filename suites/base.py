@@ -47,6 +47,8 @@ class Context:
     machine: str
     settings: dict
     criterion: object
+    train: bool = True  # False: an executor trained beforehand (Suite.trainings); prepare never trains itself
+    train_failures: dict = field(default_factory=dict)  # (suite, backbone, task, sparsity) -> why its training failed
 
 
 class Suite:
@@ -87,6 +89,15 @@ class Suite:
     def prepare(self, cells: list[Cell], settings, context: Context) -> dict[Cell, Ready]:
         """Before any cell runs: what the suite's cells need beyond the plan's artifacts ({} for nothing)."""
         return {}
+
+    def trainings(self, cells: list[Cell], settings, context: Context) -> list:
+        """The trainings (bench.executor.TrainJob) `prepare` would do for these cells, for an executor that spreads
+        them over a cluster first ([] for none: nothing to train, or all of it cached)."""
+        return []
+
+    def train(self, job, threads: int) -> str | None:
+        """Do one of `trainings` here, with `threads`; why it failed, or None."""
+        raise NotImplementedError
 
     def remember(self, key: str | None, fields: dict) -> None:
         """Keep a finished cell's outcome under its reuse key (suites whose outcome is a pure function of what ran)."""

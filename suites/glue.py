@@ -21,6 +21,7 @@ from bench import exports
 from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
 from bench.errors import CellError, CellSkipped, UsageError
+from bench.executor import TrainJob
 from bench.glue import data, evalcache, finetune, metrics
 from bench.glue.batching import eval_batches, padded_length
 from bench.glue.tasks import get_task
@@ -65,8 +66,11 @@ class Glue(Suite):
         out, done = {}, {}
         for cell in cells:
             key = (cell.backbone, cell.task or "", cell.sparsity)
+            failed = context.train_failures.get((self.name, *key))
+            if failed:
+                done.setdefault(key, Ready(None, failed, "failed"))
             if key not in done:
-                done[key] = _artifact(cell, context.seed, context.threads, settings.train)
+                done[key] = _artifact(cell, context.seed, context.threads, settings.train and context.train)
             ready = done[key]
             if ready.reason is None:
                 ready = _forms_ready(cell, ready, context.criterion)
@@ -78,6 +82,32 @@ class Glue(Suite):
                     ready = Ready(ready.artifact, str(exc), "failed")
             out[cell] = ready
         return out
+
+    def trainings(self, cells: list, settings: GlueSettings, context) -> list:
+        """A fine-tune per (backbone, task) whose checkpoint is not cached, and a sparse transfer per pruned cell's
+        (backbone, task, sparsity), which needs its task's fine-tune (it distils from it)."""
+        if not settings.train:
+            return []
+        jobs = {}
+        for cell in cells:
+            dense = replace(cell, sparsity="dense")
+            for stage, need in ((0, dense), (1, cell)):
+                key = (need.backbone, need.task, need.sparsity)
+                if key in jobs or (stage == 1 and cell.sparsity == "dense"):
+                    continue
+                base = artifact_for(get_backbone(need.backbone), context.seed)
+                if not need.task or finetune.glue_unavailable(base, get_task(need.task)):
+                    continue  # prepare records why, without training
+                if _artifact(need, context.seed, context.threads, train=False).reason is None:
+                    continue  # cached
+                what = f"sparse transfer to {need.sparsity}" if stage else "fine-tune"
+                jobs[key] = TrainJob(self.name, need, context.seed, f"{what} of {need.backbone} on {need.task}",
+                                     needs=teacher.cell if stage and (teacher := jobs.get(
+                                         (dense.backbone, dense.task, "dense"))) else None)
+        return list(jobs.values())
+
+    def train(self, job, threads: int) -> str | None:
+        return _artifact(job.cell, job.seed, threads, train=True).reason
 
     def recall(self, key: str | None, settings: GlueSettings) -> dict | None:
         return evalcache.lookup(key) if settings.reuse else None

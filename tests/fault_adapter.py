@@ -72,3 +72,9 @@ class SteadyAdapter(FaultAdapter):
 
 
 register(Runtime("steady", "tests.fault_adapter:SteadyAdapter", "test", (), {"cpu": ("fp32", "int8")}))
+
+
+# a runtime whose environment no test environment has (its module does not exist): for executors that route cells
+# to the nodes that have a runtime's environment
+register(Runtime("absent", "tests.fault_adapter:SteadyAdapter", "absent-extra", ("no_such_module_anywhere",),
+                 {"cpu": ("fp32",)}))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bench.environment import native_support
-from bench.runner import precision_peaks
+from bench.local import precision_peaks
 from bench.runtimes import RUNTIMES, Runtime, register
 
 

@@ -39,10 +39,10 @@ def cmd_live(args) -> int:
     from bench.gate.change import REGRESSION
     from bench.gate.live import FAILED, judge, markdown, parse_side, side_cell
     from bench.gate.rules import load_rules
+    from bench.local import default_threads
     from bench.plan import load_preset
     from bench.preparation import prepare_artifacts, resolve_forms
     from bench.records import RECORDS_FILE, Record, append
-    from bench.runner import default_threads
     from bench.runtimes import interpreter
     from bench.stats import round_medians
     from suites import get_suite

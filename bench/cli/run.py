@@ -34,6 +34,10 @@ def add_parsers(sub) -> None:
     run.add_argument("--python", action="append", metavar="EXTRA=PATH",
                      help="interpreter of another runtime environment, e.g. deepsparse=.nox/bench-family-deepsparse/"
                      "bin/python: its runtimes' cells run there, driven from here (repeatable; also $BENCH_PYTHONS)")
+    run.add_argument("--executor", metavar="NAME[=ADDRESS]",
+                     help="where cells run: local (default: this machine, one after the other) or ray[=HOST:PORT] "
+                     "(the nodes of a Ray cluster: one timed variant per host at a time, training spread over free "
+                     "nodes; no address: $RAY_ADDRESS or a local instance); see README 'Ray cluster'")
     run.add_argument("--timeout", type=float, help="seconds per cell before it is killed and marked failed")
     run.add_argument("--out", type=Path, help=f"result directory (default: {RUNS}/<machine>/<preset>: this machine's "
                      "own, never mixed with another machine's records)")
@@ -103,25 +107,30 @@ def cmd_prepare(args) -> int:
 
 
 def _pythons(items: list[str]) -> dict[str, str]:
-    """--python EXTRA=PATH items: each path must be an interpreter that exists."""
+    """--python EXTRA=PATH items: each path must be an interpreter that exists; made absolute (not resolved: a
+    virtual environment's python is a symlink that must stay one), so a cluster's workers find it too."""
+    import os
+
     from bench.runtimes import parse_pythons
 
     out = parse_pythons(items, "--python")
     for extra, path in out.items():
         if not Path(path).is_file():
             raise UsageError(f"--python {extra}={path}: {path} is not a file")
-    return out
+    return {extra: os.path.abspath(path) for extra, path in out.items()}
 
 
 def cmd_run(args) -> int:
     from bench.environment import has_cuda_gpu
+    from bench.executor import get_executor, parse_executor
     from bench.plan import load_preset, validate, with_overrides
     from bench.runtimes import get_runtime, interpreter, pythons_from_env
 
     plan = load_preset(args.preset)
     args.pythons = pythons_from_env() | _pythons(args.python or [])
+    cluster = parse_executor(args.executor)[0] != "local"  # its nodes, not this process, say what they can run
     runtimes, absent = args.runtimes, []
-    if runtimes is None:  # a preset spans environments: run the part this one (or a given interpreter) can run
+    if runtimes is None and not cluster:  # a preset spans environments: run what this one (or a given python) can
         installed = tuple(r for r in plan.matrix.runtimes if interpreter(r, args.pythons))
         absent = [r for r in plan.matrix.runtimes if r not in installed]
         if not installed:
@@ -154,7 +163,7 @@ def cmd_run(args) -> int:
     if args.devices and "cuda" in args.devices and not has_cuda_gpu():
         raise UsageError("--devices cuda: no CUDA GPU on this machine (nvidia-smi finds none); use cpu")
     for name in plan.matrix.runtimes:
-        if not interpreter(name, args.pythons):
+        if not interpreter(name, args.pythons) and not cluster:
             get_runtime(name).require()
     cells = plan.cells()
     if absent:  # only once the plan is known to be valid: errors stay one line
@@ -167,12 +176,14 @@ def cmd_run(args) -> int:
         return 0
     from bench.files import writable_dir
 
+    args.executor = get_executor(args.executor)  # connected before anything is written
     args.out = writable_dir(args.out or default_out(args.preset))
     return _execute(plan, cells, args)
 
 
 def _execute(plan, cells, args) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench import records, report, runner
@@ -193,11 +204,15 @@ def _execute(plan, cells, args) -> int:
                     if done < total else "writing records"
                 progress.update(task, description=f"{cell.backbone} timed cells: {step}")
                 return
+            if kind == "log":  # record is a line here (the Ray executor: which node trains what)
+                console.print(f"  {escape(record)}")
+                return
             progress.advance(task)
             if kind == "end":
                 console.print(_result_line(cell, record))
 
-        summary = runner.run(plan, args.out, force=args.force, on_event=on_event, pythons=args.pythons)
+        summary = runner.run(plan, args.out, force=args.force, on_event=on_event, pythons=args.pythons,
+                             executor=args.executor)
     console.print(f"done: {summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped, "
                   f"{summary.resumed} already recorded (use --force to re-run)")
     if not args.no_report:
