@@ -247,6 +247,8 @@ class RayExecutor:
         failures: dict[TrainJob, str] = {}
         waiting = [j for j in jobs if j.needs is not None]
         todo = [_Job(j, set()) for j in jobs if j.needs is None]
+        chain = _chains(jobs)
+        todo.sort(key=lambda j: -chain[j.job])  # longest chain first: the cluster's last job ends soonest
 
         def start(job: _Job, node: Node, events: queue.Queue) -> None:
             log(f"training on node {node.name[:12]}: {job.job.label}")
@@ -267,6 +269,7 @@ class RayExecutor:
                     failures[j] = f"needs {job.label}, which failed: {why}"
                 else:
                     todo.append(_Job(j, set()))
+            todo.sort(key=lambda j: -chain[j.job])
 
         for job, node, kind, payload in self._schedule(
                 todo, lambda j, n: "torch" in n.runtimes and n.name not in j.tried, lambda n: n.name, start, nodes):
@@ -285,6 +288,20 @@ class RayExecutor:
         """Disconnect (a local instance started here stops with it)."""
         with contextlib.suppress(Exception):
             self.ray.shutdown()
+
+
+def _chains(jobs: list[TrainJob]) -> dict[TrainJob, float]:
+    """Each job's cost plus its longest chain of dependents (jobs that need it, transitively)."""
+    out: dict[TrainJob, float] = {}
+
+    def chain(job: TrainJob) -> float:
+        if job not in out:
+            out[job] = job.cost + max((chain(d) for d in jobs if d.needs == job.cell), default=0.0)
+        return out[job]
+
+    for job in jobs:
+        chain(job)
+    return out
 
 
 class _Attempt:

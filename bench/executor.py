@@ -80,6 +80,7 @@ class TrainJob:
     seed: int
     label: str
     needs: Cell | None = None
+    cost: float = 1.0  # estimated work (training steps): an executor starts the longest chains first
 
 
 Event = tuple[int, int, int, dict, Node]  # (unit index, variant index, cell index, record fields, where measured)

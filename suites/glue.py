@@ -103,7 +103,8 @@ class Glue(Suite):
                 what = f"sparse transfer to {need.sparsity}" if stage else "fine-tune"
                 jobs[key] = TrainJob(self.name, need, context.seed, f"{what} of {need.backbone} on {need.task}",
                                      needs=teacher.cell if stage and (teacher := jobs.get(
-                                         (dense.backbone, dense.task, "dense"))) else None)
+                                         (dense.backbone, dense.task, "dense"))) else None,
+                                     cost=_steps(get_task(need.task), sparsity_of(need.sparsity)))
         return list(jobs.values())
 
     def train(self, job, threads: int) -> str | None:
@@ -141,6 +142,16 @@ def _artifact(cell, seed: int, threads: int, train: bool) -> Ready:
         return Ready(base, str(exc))
     except CellError as exc:
         return Ready(base, str(exc), "failed")
+
+
+def _steps(task, sparsity: float) -> float:
+    """Optimizer steps of the task's recipe (fine-tune, or sparse transfer to `sparsity`): a training's cost."""
+    from bench.glue.recipes import hparams_for, sparse_recipe_for
+
+    rows = ((data.manifest(task) or {}).get("splits", {}).get("train") or {}).get("rows") or 1
+    hp = hparams_for(task)
+    epochs = sparse_recipe_for(task, sparsity).epochs if sparsity else hp.epochs
+    return -(-rows // hp.batch_size) * epochs
 
 
 def _forms_ready(cell, ready: Ready, criterion) -> Ready:
