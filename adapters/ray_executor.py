@@ -34,6 +34,7 @@ from bench.errors import UsageError
 from bench.executor import Event, Node, Spec, TrainJob, Unit
 
 CONNECT_TIMEOUT_S = 5.0
+PROBE_TIMEOUT_S = 300.0  # a node's probe (it measures GEMM peaks) that takes longer: the node gets no work
 # a node started with a resource named bench_host_<id> (ray start --resources '{"bench_host_a": 1}') counts as host
 # <id>: the operator says which nodes are separate machines (else: nodes with one boot id are one host)
 HOST_RESOURCE = "bench_host_"
@@ -138,8 +139,8 @@ class RayExecutor:
                 threads = plan.threads or cpus
                 try:
                     answer = self.ray.get(self._pinned(node_id, _probe, cpus=cpus, gpus=gpus).remote(
-                        plan, pythons, node_id, cpus, str(token), _node_env(threads)))
-                except self.ray.exceptions.RayError as exc:
+                        plan, pythons, node_id, cpus, str(token), _node_env(threads)), timeout=PROBE_TIMEOUT_S)
+                except (self.ray.exceptions.RayError, TimeoutError) as exc:  # a node whose workers never start
                     answer = {"error": f"probe failed: {_first_line(exc)}"}
                 if "error" not in answer and answer["version"] != __version__:
                     answer = {"error": f"runs backbone-bench {answer['version']}, the driver {__version__}"}
@@ -227,7 +228,7 @@ class RayExecutor:
             rest = [[c for c in range(len(rows)) if (v, c) not in a.done] for v, rows in enumerate(a.unit.variants)]
             if not any(rest):
                 continue
-            where = f"on node {node.name[:12]}" if node else ""
+            where = f" on node {node.name[:12]}" if node else ""
             if node is not None and not a.tried:  # once more elsewhere, with the cells still missing
                 again = _Attempt(a.index, replace(a.unit, variants=[[a.unit.variants[v][c] for c in cs]
                                                                     for v, cs in enumerate(rest)]),
@@ -235,8 +236,7 @@ class RayExecutor:
                                  first_error=f"{where}: {payload}")
                 attempts.append(again)
                 continue
-            why = f"Ray {where}: {payload}".replace("  ", " ") + (f" (first try {a.first_error})" if a.first_error
-                                                                   else "")
+            why = f"Ray{where}: {payload}" + (f" (first try{a.first_error})" if a.first_error else "")
             for v, cs in enumerate(rest):
                 for c in cs:
                     yield a.index, v, a.map[v][c], {"status": "failed", "reason": why}, node or nodes[0]

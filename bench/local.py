@@ -75,7 +75,8 @@ def this_node(plan: Plan, pythons: dict | None, name: str = "local", threads: in
     """This machine as the place cells run: its fingerprint, description and GEMM peaks (measured here, with the
     threads its cells get: the plan's, else `threads`, else one per physical core), the runtimes it can run."""
     threads = plan.threads or threads or default_threads()
-    runtimes = tuple(r for r in plan.matrix.runtimes if interpreter(r, pythons))
+    # an interpreter given for another environment counts only where it exists (a cluster node may lack it)
+    runtimes = tuple(r for r in plan.matrix.runtimes if (python := interpreter(r, pythons)) and Path(python).is_file())
     environment = describe() | {"gemm_peak": gemm_peak_gflops(threads),
                                 "gemm_peaks": precision_peaks(plan.matrix.runtimes, threads)}
     return Node(name, machine_fingerprint(), environment, threads, plan.record_settings(threads), host=_host(),

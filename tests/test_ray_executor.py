@@ -24,9 +24,15 @@ from ray.cluster_utils import Cluster  # noqa: E402
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Two nodes of one CPU each, declared separate hosts (bench_host_a/b), with the test runtimes importable."""
-    saved = {k: os.environ.get(k) for k in ("BENCH_PLUGINS", "PYTHONPATH", "BENCH_CACHE", "RAY_USAGE_STATS_ENABLED")}
+    import tempfile
+
+    saved = {k: os.environ.get(k) for k in ("BENCH_PLUGINS", "PYTHONPATH", "BENCH_CACHE", "RAY_USAGE_STATS_ENABLED",
+                                            "TMPDIR")}
+    # Ray's session directory (sockets, logs) in a short fresh /tmp directory: under nox's TMPDIR
+    # (.nox/tests/tmp) the cluster's workers never started and the tests hung
     os.environ.update({"BENCH_PLUGINS": "tests.fault_adapter", "PYTHONPATH": str(REPO),
-                       "BENCH_CACHE": str(tmp_path_factory.mktemp("ray-cache")), "RAY_USAGE_STATS_ENABLED": "0"})
+                       "BENCH_CACHE": str(tmp_path_factory.mktemp("ray-cache")), "RAY_USAGE_STATS_ENABLED": "0",
+                       "TMPDIR": tempfile.mkdtemp(prefix="ray-", dir="/tmp")})
     import tests.fault_adapter  # noqa: F401  (registers the runtimes in this process too)
 
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"bench_host_a": 1},
@@ -177,7 +183,8 @@ def test_cells_of_a_runtime_no_node_has_are_skipped_with_the_reason(cluster, mod
     from bench import runner
 
     plan = plan_for(model, runtimes=("steady", "absent"), precisions=("fp32",))
-    runner.run(plan, tmp_path / "ray", executor=executor(cluster))
+    # an interpreter named for its extra that the nodes do not have counts as no environment
+    runner.run(plan, tmp_path / "ray", executor=executor(cluster), pythons={"absent-extra": str(tmp_path / "nope")})
     recs = read(tmp_path / "ray" / RECORDS_FILE)
     absent = [r for r in recs if r.cell.runtime == "absent"]
     assert absent and all(r.status == "skipped" and "no node of the Ray cluster" in r.reason
