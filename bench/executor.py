@@ -47,10 +47,6 @@ class Unit:
         return [row[0] for v in self.variants for row in v]
 
     @property
-    def runtime(self) -> str:
-        return self.variants[0][0][0].runtime
-
-    @property
     def runtimes(self) -> set[str]:
         return {c.runtime for c in self.cells}
 
