@@ -79,6 +79,22 @@ class Tokenizer:
         return Encoded(ids, np.array([e.attention_mask for e in encs], dtype=np.int64),
                        np.array([e.type_ids for e in encs], dtype=np.int64))
 
+    def windows(self, texts: list[str], length: int) -> Encoded:
+        """Running text packed into full windows of `length` tokens, [CLS] ... [SEP], no padding: the texts'
+        tokens are joined in order and cut every length - 2 (the last partial window is dropped)."""
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        ids = np.fromiter((i for e in self._tok.encode_batch(list(texts), add_special_tokens=False) for i in e.ids),
+                          dtype=np.int64)
+        body = length - 2
+        n = len(ids) // body
+        rows = np.empty((n, length), dtype=np.int64)
+        rows[:, 0], rows[:, -1] = self._tok.token_to_id("[CLS]"), self._tok.token_to_id("[SEP]")
+        rows[:, 1:-1] = ids[:n * body].reshape(n, body)
+        if self.vocab_size is not None:
+            rows[rows >= self.vocab_size] = self.unk_id
+        return Encoded(rows, np.ones_like(rows), np.zeros_like(rows))
+
 
 def _wordpiece_from_vocab(vocab_file: Path) -> _HFTokenizer:
     """BERT uncased-style WordPiece tokenizer from a plain vocab.txt (tests build tiny ones)."""

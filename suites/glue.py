@@ -24,8 +24,10 @@ from bench.errors import CellError, CellSkipped, UsageError
 from bench.executor import TrainJob
 from bench.glue import data, evalcache, finetune, metrics
 from bench.glue.batching import eval_batches, padded_length
+from bench.glue.recipes import sparse_recipe_for, sparse_selection
 from bench.glue.tasks import get_task
-from bench.pruning import sparsity_of
+from bench.presparse import presparsified, recipe_for
+from bench.pruning import SPARSITY_LEVELS, sparsity_of
 from bench.runtimes import SPARSITIES, get_runtime
 from suites.base import Ready, Suite, SuiteResult
 
@@ -84,12 +86,25 @@ class Glue(Suite):
         return out
 
     def trainings(self, cells: list, settings: GlueSettings, context) -> list:
-        """A fine-tune per (backbone, task) whose checkpoint is not cached, and a sparse transfer per pruned cell's
-        (backbone, task, sparsity), which needs its task's fine-tune (it distils from it)."""
+        """A fine-tune per (backbone, task) whose checkpoint is not cached, a pre-sparsified backbone per pruned
+        (backbone, sparsity) when a candidate transfers from it, and a pruned model per pruned cell's (backbone,
+        task, sparsity), which needs its task's fine-tune (it distils from it), else the upstream model."""
         if not settings.train:
             return []
         jobs = {}
         for cell in cells:
+            if cell.sparsity != "dense" and _upstream_needed(cell):
+                for level in _upstream_chain(sparsity_of(cell.sparsity)):
+                    up = replace(cell, task=None, sparsity=_SPARSITY_NAMES[level])
+                    key = (up.backbone, None, up.sparsity)
+                    base = artifact_for(get_backbone(up.backbone), context.seed)
+                    if key in jobs or not base.pretrained or _artifact(up, context.seed, context.threads,
+                                                                      train=False).reason is None:
+                        continue
+                    before = jobs.get((up.backbone, None, _SPARSITY_NAMES.get(recipe_for(level).init)))
+                    jobs[key] = TrainJob(self.name, up, context.seed, f"upstream pruning of {up.backbone} to "
+                                         f"{level:.0%}", needs=before.cell if before else None,
+                                         cost=recipe_for(level).steps * 2)
             dense = replace(cell, sparsity="dense")
             for stage, need in ((0, dense), (1, cell)):
                 key = (need.backbone, need.task, need.sparsity)
@@ -101,13 +116,14 @@ class Glue(Suite):
                 if _artifact(need, context.seed, context.threads, train=False).reason is None:
                     continue  # cached
                 what = f"sparse transfer to {need.sparsity}" if stage else "fine-tune"
+                first = jobs.get((dense.backbone, dense.task, "dense")) or jobs.get(
+                    (need.backbone, None, need.sparsity))  # one dependency: the teacher, else the upstream model
                 jobs[key] = TrainJob(self.name, need, context.seed, f"{what} of {need.backbone} on {need.task}",
-                                     needs=teacher.cell if stage and (teacher := jobs.get(
-                                         (dense.backbone, dense.task, "dense"))) else None,
+                                     needs=first.cell if stage and first else None,
                                      cost=_steps(get_task(need.task), sparsity_of(need.sparsity)))
         return list(jobs.values())
 
-    def train(self, job, threads: int) -> str | None:
+    def train(self, job, threads: int) -> str | None:  # a job without a task is an upstream model
         return _artifact(job.cell, job.seed, threads, train=True).reason
 
     def recall(self, key: str | None, settings: GlueSettings) -> dict | None:
@@ -125,8 +141,33 @@ class Glue(Suite):
         return measure(adapter, cell, settings)
 
 
+_SPARSITY_NAMES = {v: k for k, v in SPARSITY_LEVELS.items()}
+
+
+def _upstream_needed(cell) -> bool:
+    """Whether a pruned cell's candidates include a sparse transfer (it needs the pre-sparsified backbone)."""
+    return bool(cell.task) and any(
+        sparse_recipe_for(get_task(cell.task), sparsity_of(cell.sparsity), candidate=c).method == "transfer"
+        for c in sparse_selection().candidates)
+
+
+def _upstream_chain(level: float) -> list[float]:
+    """The upstream models a pre-sparsified model at `level` is built from, lowest first, itself last."""
+    chain = [level]
+    while recipe_for(chain[0]).init:
+        chain.insert(0, recipe_for(chain[0]).init)
+    return chain
+
+
 def _artifact(cell, seed: int, threads: int, train: bool) -> Ready:
     base = artifact_for(get_backbone(cell.backbone), seed)
+    if not cell.task and cell.sparsity != "dense":  # an upstream training job's cell
+        try:
+            return Ready(presparsified(base, sparsity_of(cell.sparsity), threads, build=train))
+        except CellSkipped as exc:
+            return Ready(base, str(exc))
+        except CellError as exc:
+            return Ready(base, str(exc), "failed")
     if not cell.task:
         return Ready(base, "glue cell without a task", "failed")
     task = get_task(cell.task)
@@ -136,7 +177,7 @@ def _artifact(cell, seed: int, threads: int, train: bool) -> Ready:
     level = sparsity_of(cell.sparsity)
     try:
         if level:
-            return Ready(finetune.sparse_transfer(base, task, level, seed, threads, build=train))
+            return Ready(finetune.select_sparse(base, task, level, seed, threads, build=train))
         return Ready(finetune.finetuned(base, task, seed, threads, build=train))
     except CellSkipped as exc:
         return Ready(base, str(exc))
@@ -146,11 +187,12 @@ def _artifact(cell, seed: int, threads: int, train: bool) -> Ready:
 
 def _steps(task, sparsity: float) -> float:
     """Optimizer steps of the task's recipe (fine-tune, or sparse transfer to `sparsity`): a training's cost."""
-    from bench.glue.recipes import hparams_for, sparse_recipe_for
+    from bench.glue.recipes import hparams_for
 
     rows = ((data.manifest(task) or {}).get("splits", {}).get("train") or {}).get("rows") or 1
     hp = hparams_for(task)
-    epochs = sparse_recipe_for(task, sparsity).epochs if sparsity else hp.epochs
+    epochs = sum(sparse_recipe_for(task, sparsity, candidate=c).epochs
+                 for c in sparse_selection().candidates) if sparsity else hp.epochs
     return -(-rows // hp.batch_size) * epochs
 
 
@@ -183,6 +225,8 @@ def measure(adapter, cell, settings: GlueSettings) -> SuiteResult:
     # every prediction, in dev order: the report's paired intervals compare rows on the very same examples
     kept = {"predictions": [round(float(v), 5) if task.is_regression else int(v) for v in preds],
             "labels": [float(v) if task.is_regression else int(v) for v in dev.labels]}
+    chosen = finetune.selection_of(art)
+    result |= {"sparse_selection": chosen} if chosen else {}
     return SuiteResult(result | {
         "metric": task.headline, "n": len(dev), "eval_s": seconds, "split": "dev",
         "sequences_per_s": len(dev) / seconds, "tokens_per_s": tokens / seconds,

@@ -21,9 +21,9 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from bench.glue import data
+from bench.glue import data, metrics
 from bench.glue.batching import eval_batches, train_batches
-from bench.glue.recipes import HParams, SparseRecipe, cubic_sparsity
+from bench.glue.recipes import HParams, SparseRecipe, lr_factor, sparsity_at
 from bench.glue.tasks import Task, get_task
 from bench.pruning import PruneScope, magnitude_prune
 from bench.tokenizer import Encoded, Tokenizer
@@ -103,6 +103,19 @@ class Pruner:
         self.apply()
 
     @torch.no_grad()
+    def fix(self, sparsity: float) -> None:
+        """Keep the checkpoint's own zeros as the mask (sparse transfer). A checkpoint whose in-scope tensors do not
+        each hold exactly round(sparsity * size) zeros is not the pre-sparsified model the mask was recorded for:
+        refused rather than trained with a mask that does not match it."""
+        wrong = [f"{n} ({int((p == 0).sum())} zeros, expected {round(sparsity * p.numel())})"
+                 for n, p in self.params.items() if int((p == 0).sum()) != round(sparsity * p.numel())]
+        if wrong or not self.params:
+            raise ValueError(f"the mask does not match the checkpoint: {len(wrong)} of {len(self.params)} pruned "
+                             f"tensors differ from {sparsity:.0%} sparsity, e.g. {', '.join(wrong[:2])}")
+        self.masks = {n: p.detach() != 0 for n, p in self.params.items()}
+        self.sparsity = sparsity
+
+    @torch.no_grad()
     def apply(self) -> None:
         for n, mask in self.masks.items():
             self.params[n].mul_(mask)
@@ -123,6 +136,10 @@ def train(spec: dict) -> dict:
     started = time.perf_counter()
 
     split = data.load_split(task, "train")
+    held = None
+    if spec.get("holdout"):  # a selection candidate: train on the rest, score the held-out rows at the end
+        keep, rows = data.holdout_rows(len(split), spec["holdout"]["fraction"], spec["holdout"]["seed"])
+        split, held = split.subset(keep), split.subset(rows)
     config = json.loads((Path(spec["base"]) / "config.json").read_text())
     tok = Tokenizer.from_dir(spec["base"], vocab_size=config.get("vocab_size"))
     enc = tok.encode(split.text_a, split.text_b, max_length=hp.max_length, pad_to_max=False)
@@ -139,7 +156,10 @@ def train(spec: dict) -> dict:
             teacher = load_classifier(spec["teacher"], task, seed)
             teacher_logits = torch.from_numpy(predict(teacher, enc, lengths))
             del teacher
-        init = spec["teacher"] if sparse.init == "finetuned" else spec["base"]
+        if sparse.method == "transfer":
+            init = spec["init"]  # the pre-sparsified backbone; its head is new
+        else:
+            init = spec["teacher"] if sparse.init == "finetuned" else spec["base"]
         model = load_classifier(init, task, seed)
         epochs, lr = sparse.epochs, sparse.learning_rate
     else:
@@ -154,9 +174,12 @@ def train(spec: dict) -> dict:
               {"params": [p for n, p in model.named_parameters() if _no_decay(n)], "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: s / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+        optimizer, lambda s: lr_factor(s, total, warmup, sparse))
     pruner = Pruner(model, PruneScope(**{k: tuple(v) if isinstance(v, list) else v
                                          for k, v in spec["scope"].items()})) if sparse else None
+    fixed = sparse is not None and sparse.method == "transfer"
+    if fixed and state is None:
+        pruner.fix(sparse.target)
 
     from tqdm.auto import tqdm
 
@@ -181,9 +204,8 @@ def train(spec: dict) -> dict:
     for step, idx in enumerate(schedule):
         if step < start:
             continue
-        if pruner is not None:
-            pruner.update(cubic_sparsity(step, total, sparse.target, sparse.prune_start, sparse.prune_end,
-                                         sparse.prune_updates))
+        if pruner is not None and not fixed:
+            pruner.update(sparsity_at(step, total, sparse))
         batch = _inputs(enc, idx, lengths)
         logits = model(**batch).logits
         loss = task_loss(task, logits, labels[idx])
@@ -201,13 +223,14 @@ def train(spec: dict) -> dict:
         tokens += int(batch["input_ids"].numel())
         bar.update(1)
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False,
+                            **({"sparsity": f"{pruner.sparsity:.1%}"} if pruner is not None else {}))
         if steps_per_epoch and (step + 1) % steps_per_epoch == 0:
             bar.write(f"{task.name}: epoch {(step + 1) // steps_per_epoch}/{epochs} done, mean loss of the epoch "
                       f"{np.mean(losses[-steps_per_epoch:]):.4f}, {time.perf_counter() - started:.0f} s",
                       file=sys.stderr)  # on its own line, not glued to the bar's
         if state_path is not None and time.monotonic() - saved > SAVE_EVERY_S and step + 1 < total:
-            _save_state(state_path, {
+            save_state(state_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": torch.get_rng_state(), "losses": losses, "tokens": tokens, "step": step + 1,
                 "elapsed": elapsed + time.perf_counter() - started,
@@ -215,19 +238,24 @@ def train(spec: dict) -> dict:
                 "teacher_logits": teacher_logits})
             saved = time.monotonic()
     bar.close()
-    if pruner is not None:
+    if pruner is not None and not fixed:
         pruner.update(sparse.target)
     model.eval()
     out = Path(spec["out"])
     model.save_pretrained(out, safe_serialization=True)
-    return {"steps": total, "epochs": epochs, "train_examples": len(split), "train_tokens_padded": tokens,
+    scored = {}
+    if held is not None:
+        henc = tok.encode(held.text_a, held.text_b, max_length=hp.max_length, pad_to_max=False)
+        preds = metrics.predictions(task, predict(model, henc, henc.attention_mask.sum(axis=1)))
+        scored = {"holdout": metrics.compute(task, preds, held.labels) | {"n": len(held)}}
+    return scored | {"steps": total, "epochs": epochs, "train_examples": len(split), "train_tokens_padded": tokens,
             "final_loss": float(np.mean(losses[-50:])) if losses else None,
             "time_s": elapsed + time.perf_counter() - started, "resumed_at_step": start,
             "threads": threads, "torch": torch.__version__,
             "sparsity": pruner.sparsity if pruner is not None else 0.0}
 
 
-def _save_state(path: Path, state: dict) -> None:
+def save_state(path: Path, state: dict) -> None:
     """Training state for resuming a killed run, replaced atomically (a kill mid-write keeps the previous one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -235,19 +263,21 @@ def _save_state(path: Path, state: dict) -> None:
     tmp.replace(path)
 
 
-def train_here(spec: dict) -> dict:
-    """`train` in the calling process, leaving its torch thread setting as it was."""
+def train_here(spec: dict, trainer=None) -> dict:
+    """`trainer` (this module's `train` by default) in the calling process, leaving torch's thread setting as it
+    was."""
     threads = torch.get_num_threads()
     try:
-        return train(spec)
+        return (trainer or train)(spec)
     finally:
         torch.set_num_threads(threads)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], trainer=None) -> int:
+    """A trainer subprocess: SPEC.json in; its stats, or its error's one line, written where the spec says."""
     spec = json.loads(Path(argv[0]).read_text())
     try:
-        stats = train(spec)
+        stats = (trainer or train)(spec)
     except BaseException as exc:
         traceback.print_exc()
         Path(spec["error"]).write_text(f"{type(exc).__name__}: {exc}")

@@ -44,6 +44,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.text_a)
 
+    def subset(self, rows: np.ndarray) -> Split:
+        """The rows `rows`, in that order."""
+        return Split(self.task, self.split, [self.text_a[i] for i in rows],
+                     [self.text_b[i] for i in rows] if self.text_b is not None else None,
+                     self.labels[rows], self.lines[rows])
+
 
 @dataclass
 class Parsed:
@@ -291,6 +297,16 @@ def load_split(task: Task | str, split: str) -> Split:
     labels = np.asarray(table["label"], dtype=np.float32 if task.is_regression else np.int64)
     b = table["sentence2"] if task.text_b is not None else None
     return Split(task.name, split, table["sentence1"], b, labels, np.asarray(table["line"], dtype=np.int32))
+
+
+def holdout_rows(n: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(kept rows, held-out rows) of a train split of `n` rows: a fixed seeded cut, both sorted. Model selection
+    scores on the held-out rows, never on dev."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"hold-out fraction {fraction} outside (0, 1)")
+    perm = np.random.default_rng(seed).permutation(n)
+    k = max(1, round(fraction * n))
+    return np.sort(perm[k:]), np.sort(perm[:k])
 
 
 def calibration_sample(task: Task, n: int = 64, seed: int = 0) -> tuple[list[str], list[str] | None]:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from bench.artifacts import TOKENIZER_FILES, Artifact, cache_root, sha256_file
 from bench.errors import CellError, CellSkipped
-from bench.files import building
+from bench.files import atomic_write, building
 from bench.glue import data
-from bench.glue.recipes import HParams, SparseRecipe, hparams_for, sparse_recipe_for
+from bench.glue.recipes import HParams, SparseRecipe, SparseSelection, hparams_for, sparse_recipe_for, sparse_selection
 from bench.glue.tasks import Task
 from bench.keys import digest
 
@@ -72,9 +72,12 @@ def finetuned(base: Artifact, task: Task, seed: int, threads: int = 1, build: bo
 
 
 def sparse_transfer(base: Artifact, task: Task, target: float, seed: int, threads: int = 1, build: bool = True,
-                    hparams: HParams | None = None, recipe: SparseRecipe | None = None) -> Artifact:
-    """The pruned fine-tuned artifact: gradual magnitude pruning to `target` during fine-tuning, distilled from
-    the dense fine-tuned model (trained first when missing)."""
+                    hparams: HParams | None = None, recipe: SparseRecipe | None = None,
+                    holdout: SparseSelection | None = None) -> Artifact:
+    """The pruned fine-tuned artifact of one recipe, distilled from the dense fine-tuned model (trained first when
+    missing): gradual magnitude pruning to `target` while fine-tuning, or (method `transfer`) the pre-sparsified
+    backbone fine-tuned with its mask fixed. With `holdout`, it trains on train minus the hold-out and its stats
+    carry the hold-out score (a selection candidate)."""
     from bench.pruning import DEFAULT_SCOPE
 
     hp = hparams or hparams_for(task)
@@ -83,10 +86,55 @@ def sparse_transfer(base: Artifact, task: Task, target: float, seed: int, thread
     key = {"kind": "sparse-transfer", "base": base.content_hash, "teacher": teacher.content_hash, "task": task.name,
            "hparams": asdict(hp), "sparse": asdict(sp), "scope": asdict(DEFAULT_SCOPE), "seed": seed,
            "train": data.split_hash(task, "train"), "version": FINETUNE_VERSION}
-    final = _final_dir(base, task, f"pruned{round(target * 100)}", recipe_key(key))
     spec = {"mode": "sparse", "base": str(base.path), "teacher": str(teacher.path), "task": task.name,
             "hparams": asdict(hp), "sparse": asdict(sp), "scope": asdict(DEFAULT_SCOPE), "seed": seed}
+    if sp.method == "transfer":
+        from bench.presparse import presparsified
+
+        init = presparsified(base, target, threads, build)
+        key["init"], spec["init"] = init.content_hash, str(init.path)
+    if holdout is not None:
+        key["holdout"] = spec["holdout"] = {"fraction": holdout.holdout, "seed": holdout.seed}
+    tag = f"pruned{round(target * 100)}" + ("" if sp.method == "gmp" else f"-{sp.method}") + ("-ho" if holdout else "")
+    final = _final_dir(base, task, tag, recipe_key(key))
     return _trained(final, base, task, key, spec, threads, build, sparsity=target, parent=teacher)
+
+
+def select_sparse(base: Artifact, task: Task, target: float, seed: int, threads: int = 1,
+                  build: bool = True) -> Artifact:
+    """The task's pruned model at `target`: the one recipe of [sparse.select], trained on the whole train split, or
+    the best of several candidates, each trained on train minus a seeded hold-out and scored on it (never dev).
+    The choice, every candidate's hold-out score and training time go to selections/<chosen>.json."""
+    sel = sparse_selection()
+    if len(sel.candidates) == 1:
+        return sparse_transfer(base, task, target, seed, threads, build,
+                               recipe=sparse_recipe_for(task, target, candidate=sel.candidates[0]))
+    rows, best = [], None
+    for name in sel.candidates:
+        art = sparse_transfer(base, task, target, seed, threads, build,
+                              recipe=sparse_recipe_for(task, target, candidate=name), holdout=sel)
+        stats = json.loads((art.path / "meta.json").read_text())["finetune"]["stats"]
+        score = stats["holdout"][task.headline]
+        rows.append({"candidate": name, "holdout": stats["holdout"], "train_s": stats["time_s"],
+                     "steps": stats["steps"], "artifact": art.path.name})
+        if best is None or score > best[0]:
+            best = (score, name, art)
+    _, name, art = best
+    record = {"task": task.name, "target": target, "metric": task.headline, "chosen": name,
+              "holdout": asdict(sel), "candidates": rows}
+    out = cache_root() / "selections"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / f"{art.path.name}.json", json.dumps(record, indent=1, sort_keys=True))
+    return art
+
+
+def selection_of(art: Artifact) -> dict | None:
+    """The selection that chose `art` (select_sparse), or None for a model that was not chosen among candidates."""
+    path = cache_root() / "selections" / f"{art.path.name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def _trained(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, threads: int, build: bool,
@@ -97,10 +145,10 @@ def _trained(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, 
         what = f"sparse-transfer ({sparsity:.0%})" if sparsity else "fine-tuned"
         raise CellSkipped(f"{task.name} {what} checkpoint is not cached ({final.name}) and training is off "
                           "(--no-train or [glue] train = false); run without it once to build it")
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+    if not torch_available():
         raise CellSkipped(f"{task.name} checkpoint {final.name} is not cached and this environment has no torch; "
                           + TORCH_HINT)
-    _remove_stale(final)
+    remove_stale(final)
     with building(final) as tmp:
         what = f"sparse transfer to {sparsity:.0%}" if sparsity else "fine-tuning"
         print(f"bench: {what} of {base.backbone} on {task.name}, once (cached as {final.name})", file=sys.stderr,
@@ -120,17 +168,25 @@ def _trained(final: Path, base: Artifact, task: Task, recipe: dict, spec: dict, 
             from bench.pruning import scope_sparsity
 
             held = scope_sparsity(tmp / "model.safetensors")
-            meta["pruning"] = {"method": "gradual magnitude pruning during fine-tuning (cubic schedule)",
+            transfer = spec["sparse"]["method"] == "transfer"
+            meta["pruning"] = {"method": "sparse transfer: the pre-sparsified backbone fine-tuned with its mask "
+                                         "fixed" if transfer else "gradual magnitude pruning during fine-tuning "
+                                         "(cubic schedule)",
                                "recovery": "fine-tuning with a fixed mask" + (
                                    ", distilled from the dense fine-tuned model" if spec["sparse"]["distill_alpha"]
                                    else ""), "parent": str(parent.path) if parent else None,
+                               "init": spec.get("init"),
                                "scope_sparsity": held["scope_sparsity"], "scope_params": held["scope_params"]}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     state.unlink(missing_ok=True)  # trained: the resume point is no longer needed
     return Artifact.load(final)
 
 
-def _remove_stale(final: Path) -> None:
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None and importlib.util.find_spec("transformers") is not None
+
+
+def remove_stale(final: Path) -> None:
     """Temporary directories of builders that were killed (their pid is gone): a killed training leaves one."""
     for tmp in final.parent.glob(f".{final.name}.tmp-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
@@ -148,19 +204,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_training(spec: dict, threads: int) -> dict:
-    """Train in a subprocess (adapters/build/torch_finetune.py); its progress bar goes to this process's stderr.
-    $BENCH_FINETUNE_INPROCESS=1 trains in this process instead (tests: no second torch import, no isolation)."""
+def run_training(spec: dict, threads: int, module: str = "adapters.build.torch_finetune") -> dict:
+    """Train in a subprocess (`module`'s main: adapters/build/torch_finetune.py or torch_upstream.py); its progress
+    bar goes to this process's stderr. $BENCH_FINETUNE_INPROCESS=1 trains in this process instead (tests: no
+    second torch import, no isolation)."""
     if os.environ.get(INPROCESS_ENV) == "1":
-        from adapters.build.torch_finetune import train_here
+        import importlib
 
-        return train_here(spec | {"threads": threads})
+        return importlib.import_module(module).train_here(spec | {"threads": threads})
     with tempfile.TemporaryDirectory(prefix="glue-train-") as tmp:
         spec_path, out_path, err_path = (Path(tmp) / n for n in ("recipe.json", "stats.json", "error.txt"))
         spec_path.write_text(json.dumps(spec | {"threads": threads, "stats": str(out_path), "error": str(err_path)}))
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                             "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.run([sys.executable, "-m", "adapters.build.torch_finetune", str(spec_path)], env=env,
+        proc = subprocess.run([sys.executable, "-m", module, str(spec_path)], env=env,
                               stdout=sys.stderr)
         if proc.returncode != 0 or not out_path.is_file():
             why = err_path.read_text().strip() if err_path.is_file() else "no error message (killed?)"

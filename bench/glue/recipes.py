@@ -31,19 +31,39 @@ class HParams:
     max_length: int = 128
 
 
+SPARSE_METHODS = ("gmp", "transfer")
+
+
 @dataclass(frozen=True)
 class SparseRecipe:
-    """Gradual magnitude pruning during fine-tuning to `target` (cubic schedule), with optional distillation."""
+    """How a task's pruned model is trained. `gmp`: gradual magnitude pruning to `target` while fine-tuning (cubic
+    schedule from `one_shot`, optionally rewinding the learning rate at every pruning step, as oBERT does);
+    `transfer`: seed 004's sparse transfer, fine-tuning the pre-sparsified backbone (bench/presparse.py) with its
+    mask fixed. Both distil from the dense fine-tuned model (`distill_alpha`: the teacher's share of the loss,
+    oBERT's hardness; 1.0 is pure logit distillation)."""
 
     target: float = 0.8
-    init: str = "finetuned"
+    method: str = "gmp"
+    init: str = "finetuned"  # gmp only: start from the dense fine-tuned model or the base weights
     learning_rate: float = 5e-5
     epochs: int = 4
     prune_start: float = 0.0
     prune_end: float = 0.6
     prune_updates: int = 30
+    one_shot: float = 0.0  # gmp: sparsity applied at once where pruning starts (oBERT: 30-70%)
+    rewind: bool = False  # gmp: the learning rate restarts at every pruning step, decaying to 0 before the next
     distill_alpha: float = 0.5
     temperature: float = 2.0
+
+
+@dataclass(frozen=True)
+class SparseSelection:
+    """[sparse.select]: the candidate recipes a task's pruned model is chosen from, on a hold-out of TRAIN (never
+    dev). One candidate: no selection, it trains on the whole train split."""
+
+    candidates: tuple[str, ...] = ("gmp",)
+    holdout: float = 0.1  # share of train held out (cut once, seeded); candidates train on the rest
+    seed: int = 0
 
 
 def load_recipes(path: Path = HPARAMS_FILE) -> dict:
@@ -60,15 +80,74 @@ def hparams_for(task: Task, path: Path = HPARAMS_FILE) -> HParams:
     return from_table(HParams, values, f"{path} [tasks.{task.name}]")
 
 
-def sparse_recipe_for(task: Task, target: float, path: Path = HPARAMS_FILE) -> SparseRecipe:
+_SPARSE_TABLES = ("tasks", "select", "candidates")
+
+
+def sparse_selection(path: Path = HPARAMS_FILE) -> SparseSelection:
     doc = load_recipes(path).get("sparse", {})
-    values = {k: v for k, v in doc.items() if k != "tasks"} | dict(doc.get("tasks", {}).get(task.name, {}))
-    recipe = from_table(SparseRecipe, values, f"{path} [sparse.tasks.{task.name}]")
+    sel = from_table(SparseSelection, doc.get("select", {}), f"{path} [sparse.select]")
+    known = ("gmp", *doc.get("candidates", {}))
+    unknown = [c for c in sel.candidates if c not in known]
+    if unknown:
+        raise UsageError(f"{path} [sparse.select]: unknown candidate(s) {unknown}; defined: {list(known)}")
+    if len(sel.candidates) > 1 and not 0 < sel.holdout < 0.5:
+        raise UsageError(f"{path} [sparse.select]: holdout must be in (0, 0.5) to choose between candidates")
+    return sel
+
+
+def sparse_recipe_for(task: Task, target: float, path: Path = HPARAMS_FILE, candidate: str = "gmp") -> SparseRecipe:
+    """[sparse] with [sparse.tasks.<task>] over it (candidate "gmp"), or [sparse] with [sparse.candidates.<name>]
+    and its own [sparse.candidates.<name>.tasks.<task>] over it."""
+    doc = load_recipes(path).get("sparse", {})
+    values = {k: v for k, v in doc.items() if k not in _SPARSE_TABLES}
+    where = f"{path} [sparse.tasks.{task.name}]"
+    if candidate == "gmp":
+        values |= dict(doc.get("tasks", {}).get(task.name, {}))
+    else:
+        table = doc.get("candidates", {}).get(candidate)
+        if table is None:
+            raise UsageError(f"{path}: no [sparse.candidates.{candidate}]; defined: "
+                             f"{', '.join(['gmp', *doc.get('candidates', {})])}")
+        values |= {k: v for k, v in table.items() if k != "tasks"} | dict(table.get("tasks", {}).get(task.name, {}))
+        where = f"{path} [sparse.candidates.{candidate}]"
+    recipe = from_table(SparseRecipe, values, where)
+    if recipe.method not in SPARSE_METHODS:
+        raise UsageError(f"{where}: method must be one of {', '.join(SPARSE_METHODS)}, got {recipe.method!r}")
     if recipe.init not in ("finetuned", "pretrained"):
-        raise UsageError(f"{path}: [sparse] init must be 'finetuned' or 'pretrained', got {recipe.init!r}")
+        raise UsageError(f"{where}: init must be 'finetuned' or 'pretrained', got {recipe.init!r}")
     if not 0 <= recipe.prune_start < recipe.prune_end <= 1:
-        raise UsageError(f"{path}: [sparse] needs 0 <= prune_start < prune_end <= 1")
+        raise UsageError(f"{where}: needs 0 <= prune_start < prune_end <= 1")
+    if not 0 <= recipe.one_shot < 1 or not 0 <= recipe.distill_alpha <= 1:
+        raise UsageError(f"{where}: one_shot must be in [0, 1) and distill_alpha in [0, 1]")
     return replace(recipe, target=float(target))
+
+
+def sparsity_at(step: int, total: int, recipe: SparseRecipe) -> float:
+    """A gmp recipe's sparsity at `step`: cubic from `one_shot` (applied where pruning starts) to the target."""
+    if step < round(recipe.prune_start * total):
+        return 0.0
+    first = recipe.one_shot
+    return first + (recipe.target - first) * cubic_sparsity(step, total, 1.0, recipe.prune_start, recipe.prune_end,
+                                                            recipe.prune_updates)
+
+
+def lr_factor(step: int, total: int, warmup: int, recipe: SparseRecipe | None = None) -> float:
+    """The learning-rate multiplier at `step`: linear warm-up, then linear decay to 0 at the end; with a rewinding
+    recipe, the pruning phase instead restarts at 1 at every sparsity update and decays to 0 before the next, and
+    the recovery phase after it decays from 1 to 0 (oBERT's learning-rate rewinding)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    if recipe is None or not recipe.rewind:
+        return max(0.0, (total - step) / max(1, total - warmup))
+    first = round(recipe.prune_start * total)
+    last = max(round(recipe.prune_end * total), first + 1)
+    if first <= step < last:
+        span = (last - first) / max(1, recipe.prune_updates)
+        into = (step - first) - int((step - first) / span) * span
+        return max(0.0, 1.0 - into / span)
+    if step >= last:
+        return max(0.0, (total - step) / max(1, total - last))
+    return 1.0  # before pruning starts
 
 
 def cubic_sparsity(step: int, total: int, target: float, start: float, end: float, updates: int) -> float:
