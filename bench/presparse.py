@@ -157,7 +157,7 @@ def presparsified(base: Artifact, target: float, threads: int = 1, build: bool =
     if not build:
         raise CellSkipped(f"pre-sparsified {base.backbone} at {target:.0%} is not cached ({final.name}) and "
                           "training is off; run without --no-train once to build it")
-    from bench.glue.finetune import TORCH_HINT, remove_stale, run_training, torch_available
+    from bench.training import TORCH_HINT, remove_stale, run_training, torch_available
 
     if not torch_available():
         raise CellSkipped(f"pre-sparsified {base.backbone} ({final.name}) is not cached and this environment "
