@@ -58,6 +58,17 @@ def model(tmp_path):
     return tmp_path / "model"
 
 
+def slow(model: Path, ms: float = 150.0) -> Path:
+    """The steady runtime at `ms` per forward, written into the model's config: the config travels with the
+    artifact to every node, while an environment variable set after the cluster started reaches no Ray worker
+    (at the default 2 ms a whole variant finished before the driver saw its first record)."""
+    import json
+
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config | {"steady_ms": ms}))
+    return model
+
+
 def plan_for(model, rounds=0, runtimes=("steady",), precisions=("fp32", "int8"), seq_lens=(8, 16)):
     return plan_from_dict({
         "matrix": {"backbones": [str(model)], "runtimes": list(runtimes), "precisions": list(precisions),
@@ -95,14 +106,13 @@ def test_a_plan_on_two_ray_nodes_gives_the_local_executors_cells_and_statuses(cl
     assert runner.run(plan, tmp_path / "ray", executor=executor(cluster)).resumed == len(plan.cells())
 
 
-def test_a_node_removed_mid_run_loses_no_finished_cell(cluster, model, tmp_path, monkeypatch):
-    """STEADY_MS=150: each latency cell takes seconds; the worker node is removed once it recorded a cell; the
+def test_a_node_removed_mid_run_loses_no_finished_cell(cluster, model, tmp_path):
+    """At 150 ms a forward each latency cell takes seconds; the worker node is removed once it recorded a cell; the
     cells it had finished stay, the rest of its variant runs again on the other node."""
     from bench import runner
 
     c, worker = cluster
-    monkeypatch.setenv("STEADY_MS", "150")
-    plan = plan_for(model, precisions=("fp32", "int8"), seq_lens=(8, 16, 24, 32))
+    plan = plan_for(slow(model), precisions=("fp32", "int8"), seq_lens=(8, 16, 24, 32))
     out = tmp_path / "ray"
     removed = threading.Event()
     before: list[str] = []
@@ -145,6 +155,7 @@ def test_a_driver_killed_mid_run_and_started_again_resumes(cluster, model, tmp_p
     import subprocess
     import sys
 
+    slow(model)
     preset = tmp_path / "p.toml"
     preset.write_text(f"""[matrix]
 backbones = ["{model}"]
@@ -163,7 +174,7 @@ threads = 1
     out = tmp_path / "out"
     cmd = [str(Path(sys.executable).parent / "bench"), "run", "--preset", str(preset), "--executor",
            f"ray={cluster[0].address}", "--out", str(out), "--no-report"]
-    env = os.environ | {"STEADY_MS": "150"}
+    env = dict(os.environ)
     driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ((out / RECORDS_FILE).is_file() and read(out / RECORDS_FILE)):
