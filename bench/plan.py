@@ -18,8 +18,12 @@ from suites import NAMES as SUITE_NAMES
 from suites import all_suites, get_suite
 
 PRESET_DIR = Path(__file__).parent / "presets"
-RUN_KEYS = ("threads", "timeout_s", "seed", "isolate", "rounds", "live_workers")
+RUN_KEYS = ("threads", "timeout_s", "seed", "isolate", "rounds", "live_workers", "pruning")
 ISOLATION = ("variant", "cell")
+# what a pruned80/pruned90 cell of a pretrained backbone runs: its magnitude-pruned twin (bench/pruning.py, no
+# recovery, built in seconds) or its pre-sparsified backbone (bench/presparse.py: upstream pruning with
+# distillation, 10-20 min of training per sparsity on 2 cores). Random-weight backbones always get the twin.
+PRUNING_SOURCES = ("magnitude", "upstream")
 
 
 def default_settings() -> dict[str, object]:
@@ -67,6 +71,7 @@ class Plan:
     isolate: str = "variant"  # one worker process per variant (loaded once) or per "cell" (bench/local.py)
     rounds: int = 0  # > 0: timed cells of all variants measured interleaved in this many rounds (bench/rounds.py)
     live_workers: int = 8  # with rounds: variants loaded at once (each holds its model in memory)
+    pruning: str = "magnitude"  # PRUNING_SOURCES: where a pruned speed cell's weights come from
     name: str = "custom"
 
     def cells(self) -> list[Cell]:
@@ -92,10 +97,11 @@ class Plan:
     def record_settings(self, threads: int) -> dict:
         """The settings every record of a run carries: each suite's, then the run's."""
         described = {s.name: s.describe(self.settings_of(s.name)) for s in all_suites()}
+        properties = {r: sc.properties for r, sc in self.scopes.items() if sc.properties}
         return {k: v for k, v in described.items() if v is not None} | {
             "threads": threads, "timeout_s": self.timeout_s, "seed": self.seed, "isolate": self.isolate,
-            "rounds": self.rounds, "live_workers": self.live_workers} | ({"properties": properties} if (
-            properties := {r: sc.properties for r, sc in self.scopes.items() if sc.properties}) else {})
+            "rounds": self.rounds, "live_workers": self.live_workers, "pruning": self.pruning} | (
+            {"properties": properties} if properties else {})
 
 
 def list_presets() -> list[str]:
@@ -136,9 +142,10 @@ def plan_from_dict(data: dict, name: str = "custom", where: str = "preset") -> P
         threads=integer(run.get("threads", 0), f"{where} [run] threads", minimum=0),
         timeout_s=number(run.get("timeout_s", 900.0), f"{where} [run] timeout_s"),
         seed=integer(run.get("seed", 0), f"{where} [run] seed", minimum=0),
-        isolate=_isolate(run.get("isolate", "variant"), f"{where} [run] isolate"),
+        isolate=_choice(run.get("isolate", "variant"), ISOLATION, f"{where} [run] isolate"),
         rounds=integer(run.get("rounds", 0), f"{where} [run] rounds", minimum=0),
         live_workers=integer(run.get("live_workers", 8), f"{where} [run] live_workers", minimum=2),
+        pruning=_choice(run.get("pruning", "magnitude"), PRUNING_SOURCES, f"{where} [run] pruning"),
         scopes=_scopes(_section(data, "runtime", where), where),
         name=name,
     )
@@ -197,9 +204,9 @@ def _section(data: dict, key: str, where: str) -> dict:
     return value
 
 
-def _isolate(value, where: str) -> str:
-    if value not in ISOLATION:
-        raise UsageError(f"{where} must be one of {', '.join(ISOLATION)}, got {value!r}")
+def _choice(value, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise UsageError(f"{where} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 

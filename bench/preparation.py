@@ -16,8 +16,8 @@ from bench.artifacts import Artifact, artifact_for
 from bench.catalogue import get_backbone
 from bench.cell import Cell
 from bench.environment import has_cuda_gpu
-from bench.errors import CellError, UsageError
-from bench.pruning import for_sparsity
+from bench.errors import CellError, CellSkipped, UsageError
+from bench.pruning import pruned_twin, sparsity_of
 from bench.runtimes import get_runtime
 from suites import get_suite
 
@@ -52,14 +52,29 @@ def plan_artifact(cell: Cell) -> bool:
     return not get_suite(cell.suite).own_artifacts
 
 
-def prepare_artifacts(cells: list[Cell], seed: int) -> Prepared:
-    """Dense artifacts built or read from the cache (corrupt copies rebuilt), pruned twins derived from them
-    (numpy only, any environment). Cells of suites with artifacts of their own (glue: fine-tuned) are left out."""
+def sparse_artifact(base: Artifact, sparsity: str, pruning: str = "magnitude", threads: int = 1,
+                    build: bool = True) -> Artifact:
+    """The artifact a cell on sparsity axis value `sparsity` runs: `base` itself (dense), its magnitude-pruned
+    twin, or (pruning "upstream", pretrained backbones) its pre-sparsified backbone, trained on first use."""
+    target = sparsity_of(sparsity)
+    if pruning == "upstream" and target and base.pretrained:
+        from bench.presparse import presparsified
+
+        return presparsified(base, target, threads, build)
+    return pruned_twin(base, target)
+
+
+def prepare_artifacts(cells: list[Cell], plan, threads: int = 1) -> Prepared:
+    """Dense artifacts built or read from the cache (corrupt copies rebuilt), pruned ones derived from them per
+    the plan's [run] pruning (twins: numpy only, any environment; upstream: trained once in the torch environment
+    unless training is off). Cells of suites with artifacts of their own (glue: fine-tuned) are left out."""
     out = Prepared()
+    build = plan.settings_of("glue").train
     for backbone, sparsity in dict.fromkeys((c.backbone, c.sparsity) for c in cells if plan_artifact(c)):
         try:
-            out.artifacts[backbone, sparsity] = for_sparsity(artifact_for(get_backbone(backbone), seed), sparsity)
-        except (UsageError, CellError, OSError) as exc:
+            base = artifact_for(get_backbone(backbone), plan.seed)
+            out.artifacts[backbone, sparsity] = sparse_artifact(base, sparsity, plan.pruning, threads, build)
+        except (UsageError, CellError, CellSkipped, OSError) as exc:
             out.failed[backbone, sparsity] = f"artifact {backbone} {sparsity}: {exc}"
     return out
 
@@ -90,8 +105,10 @@ def prebuild(plan, log=print) -> tuple[int, int]:
     """Every artifact and derived file the plan's cells read, for every runtime of the plan whichever environment
     will run it: the torch environment runs this first (`bench prepare`, noxfile), so DeepSparse's environment
     finds e.g. the pruned80 exports that no torch or ONNX Runtime cell asked for. Returns (ready, failed)."""
+    from bench.local import default_threads
+
     cells = [c for c in plan.cells() if plan_artifact(c)]  # the others' artifacts are made by their suite's run
-    prepared = prepare_artifacts(cells, plan.seed)
+    prepared = prepare_artifacts(cells, plan, plan.threads or default_threads())
     for (backbone, sparsity), why in prepared.failed.items():
         log(f"{backbone} {sparsity}: FAILED: {why}")
     resolve_forms(prepared, cells, plan.criterion, log=log)

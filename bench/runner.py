@@ -69,7 +69,7 @@ def run(plan: Plan, out_dir: Path, force: bool = False,
     done = {r.run_key for r in existing if r.status != "failed"}
     head = nodes[0]  # cells decided without running carry its machine
     cells = plan.cells()
-    prepared = prepare_artifacts(cells, plan.seed)  # a failed artifact or file fails its cells, not the run
+    prepared = prepare_artifacts(cells, plan, head.threads)  # a failed artifact or file fails its cells, not the run
     resolve_forms(prepared, cells, plan.criterion)
     context = Context(plan.seed, head.threads, head.machine, head.settings, plan.criterion)
     if executor.trains:  # spread over the cluster first; the suites then find their checkpoints cached

@@ -145,6 +145,14 @@ def test_isolation_is_per_variant_by_default_and_only_variant_or_cell():
         plan_from_dict({"run": {"isolate": "thread"}})
 
 
+def test_pruned_cells_run_the_magnitude_twin_by_default_or_the_upstream_backbone_on_request():
+    assert load_preset("default").pruning == "magnitude"
+    plan = plan_from_dict({"run": {"pruning": "upstream"}})
+    assert plan.pruning == "upstream" and plan.record_settings(1)["pruning"] == "upstream"
+    with pytest.raises(UsageError, match=r"\[run\] pruning must be one of magnitude, upstream, got 'movement'"):
+        plan_from_dict({"run": {"pruning": "movement"}})
+
+
 def test_glue_training_is_on_by_default_and_can_be_turned_off():
     assert load_preset("full").settings_of("glue").train is True
     assert plan_from_dict({"glue": {"train": False}}).settings_of("glue").train is False

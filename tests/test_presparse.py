@@ -150,6 +150,34 @@ class TestTorch:
         stats = json.loads((art.path / "meta.json").read_text())["finetune"]["stats"]
         assert stats["holdout"]["n"] >= 1 and "accuracy" in stats["holdout"]
 
+    def test_with_upstream_pruning_a_pruned_cell_of_a_pretrained_backbone_runs_its_presparsified_backbone(
+            self, env, _, monkeypatch):
+        """[run] pruning = "upstream": the speed cells' pruned80 artifact is the upstream-pruned model (trained on
+        first use), dense stays the base; with training off and nothing cached the pruned cells fail with that
+        reason and the dense ones still have their artifact."""
+        from bench import presparse
+        from bench.plan import plan_from_dict
+        from bench.preparation import prepare_artifacts
+
+        small = dataclasses.replace(recipe_for(0.8), steps=4, batch_size=2, seq_len=16)  # not cached by another test
+        monkeypatch.setattr(presparse, "recipe_for", lambda target, path=None: small)
+        monkeypatch.setenv("BENCH_CORPUS_DIR", str(env["corpus"].root))
+        name = env["base"].backbone
+
+        def plan(**run):
+            return plan_from_dict({"matrix": {"backbones": [name], "sparsities": ["dense", "pruned80"],
+                                              "suites": ["params"]}, "run": run})
+
+        off = plan(pruning="upstream").with_settings("glue", train=False)
+        cold = prepare_artifacts(off.cells(), off)
+        assert "not cached" in cold.failed[name, "pruned80"] and (name, "dense") in cold.artifacts
+        up = prepare_artifacts(plan(pruning="upstream").cells(), plan(pruning="upstream"))
+        art = up.artifacts[name, "pruned80"]
+        assert art.path.name.split("-")[-2] == "upstream80" and art.path == presparsified(env["base"], 0.8).path
+        assert up.artifacts[name, "dense"].path == env["base"].path
+        twin = prepare_artifacts(plan().cells(), plan()).artifacts[name, "pruned80"]
+        assert "-pruned80-" in twin.path.name and twin.content_hash != art.content_hash
+
     def test_a_checkpoint_whose_zeros_do_not_match_the_mask_is_refused(self, env, _):
         import torch
         from transformers import AutoModel

@@ -65,7 +65,7 @@ def cmd_live(args) -> int:
     variants, index = [], []  # index: (side, cells of the variant in plan order)
     for side in (base, new):
         own = [side_cell(c, side) for c in cells]
-        prepared = resolve_forms(prepare_artifacts(own, plan.seed), own, plan.criterion)
+        prepared = resolve_forms(prepare_artifacts(own, plan, threads), own, plan.criterion)
         for cell in own:
             why = prepared.reason(cell)
             python = side.python or interpreter(cell.runtime)

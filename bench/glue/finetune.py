@@ -93,11 +93,12 @@ def sparse_transfer(base: Artifact, task: Task, target: float, seed: int, thread
 
 
 def select_sparse(base: Artifact, task: Task, target: float, seed: int, threads: int = 1,
-                  build: bool = True) -> Artifact:
+                  build: bool = True, selection: SparseSelection | None = None) -> Artifact:
     """The task's pruned model at `target`: the one recipe of [sparse.select], trained on the whole train split, or
     the best of several candidates, each trained on train minus a seeded hold-out and scored on it (never dev).
-    The choice, every candidate's hold-out score and training time go to selections/<chosen>.json."""
-    sel = sparse_selection()
+    The choice, every candidate's hold-out score and training time go to selections/<chosen>.json. `selection`
+    overrides [sparse.select] (benchmarks/sparse_selection.py runs every candidate)."""
+    sel = selection or sparse_selection()
     if len(sel.candidates) == 1:
         return sparse_transfer(base, task, target, seed, threads, build,
                                recipe=sparse_recipe_for(task, target, candidate=sel.candidates[0]))
