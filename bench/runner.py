@@ -9,7 +9,7 @@ version and machine (any machine the executor runs on), unless `force` is set.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
 
@@ -42,7 +42,7 @@ class RunSummary:
 
 
 def run_key(cell: Cell, artifact: Artifact | None, machine: str) -> str:
-    return digest([asdict(cell), artifact.content_hash if artifact else None, __version__, machine], 20)
+    return digest([cell.identity(), artifact.content_hash if artifact else None, __version__, machine], 20)
 
 
 def run(plan: Plan, out_dir: Path, force: bool = False,
@@ -171,7 +171,7 @@ def trainings(plan: Plan, cells: list[Cell], context: Context) -> list[TrainJob]
 
 
 def _job_key(job: TrainJob) -> tuple:
-    return job.suite, job.cell.backbone, job.cell.task, job.cell.sparsity
+    return job.suite, job.cell.backbone, job.cell.task, job.cell.sparsity, job.cell.seed
 
 
 def _is_reference(cell: Cell) -> bool:

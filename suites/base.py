@@ -48,7 +48,7 @@ class Context:
     settings: dict
     criterion: object
     train: bool = True  # False: an executor trained beforehand (Suite.trainings); prepare never trains itself
-    train_failures: dict = field(default_factory=dict)  # (suite, backbone, task, sparsity) -> why its training failed
+    train_failures: dict = field(default_factory=dict)  # (suite, backbone, task, sparsity, seed) -> why it failed
 
 
 class Suite:

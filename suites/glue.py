@@ -20,6 +20,7 @@ import numpy as np
 from bench import exports
 from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
+from bench.config import integer
 from bench.errors import CellError, CellSkipped, UsageError
 from bench.executor import TrainJob
 from bench.glue import data, evalcache, finetune, metrics
@@ -41,12 +42,28 @@ class GlueSettings:
     sparsities: tuple[str, ...] = ()  # sparsities that get glue cells (each is a sparse-transfer run); () = all
     train: bool = True  # false: cells whose fine-tuned checkpoint is not cached are skipped, not trained
     reuse: bool = True  # reuse a cached dev-set evaluation of the very same computation (bench/glue/evalcache.py)
+    # fine-tuning seeds: each glue cell once per seed (its own fine-tune, sparse model and evaluation; the report
+    # shows the median and the spread over seeds). (): the plan's seed alone, cells named as before
+    seeds: tuple[int, ...] = ()
 
 
 class Glue(Suite):
     name = "glue"
     settings_type = GlueSettings
     own_artifacts = True
+
+    def settings_from_table(self, table: dict, where: str) -> GlueSettings:
+        rest = {k: v for k, v in table.items() if k != "seeds"} if isinstance(table, dict) else table
+        settings = super().settings_from_table(rest, where)
+        if not isinstance(table, dict) or "seeds" not in table:
+            return settings
+        seeds, at = table["seeds"], f"{where} [glue] seeds"
+        if not isinstance(seeds, list) or not seeds:
+            raise UsageError(f"{at} must be a non-empty list of integers >= 0, got {seeds!r}")
+        values = tuple(integer(v, at, minimum=0) for v in seeds)
+        if len(set(values)) < len(values):
+            raise UsageError(f"{at}: {list(values)} names a seed twice")
+        return replace(settings, seeds=values)
 
     def validate(self, settings: GlueSettings, matrix) -> None:
         for t in matrix.tasks:
@@ -60,14 +77,15 @@ class Glue(Suite):
     def cells(self, base, settings: GlueSettings, scope, tasks: tuple[str, ...]) -> list:
         if base.sparsity not in (settings.sparsities or (base.sparsity,)):
             return []
-        return [replace(base, suite=self.name, task=get_task(t).name) for t in tasks]
+        return [replace(base, suite=self.name, task=get_task(t).name, seed=s) for t in tasks
+                for s in (settings.seeds or (None,))]
 
     def prepare(self, cells: list, settings: GlueSettings, context) -> dict:
         """Fine-tuned artifacts for every glue cell, trained once each (cached by recipe hash); with `train` off,
         only cached ones (the others are skipped with the reason)."""
         out, done = {}, {}
         for cell in cells:
-            key = (cell.backbone, cell.task or "", cell.sparsity)
+            key = (cell.backbone, cell.task or "", cell.sparsity, cell.seed)
             failed = context.train_failures.get((self.name, *key))
             if failed:
                 done.setdefault(key, Ready(None, failed, "failed"))
@@ -95,19 +113,19 @@ class Glue(Suite):
         for cell in cells:
             if cell.sparsity != "dense" and _upstream_needed(cell):
                 for level in _upstream_chain(sparsity_of(cell.sparsity)):
-                    up = replace(cell, task=None, sparsity=_SPARSITY_NAMES[level])
-                    key = (up.backbone, None, up.sparsity)
+                    up = replace(cell, task=None, sparsity=_SPARSITY_NAMES[level], seed=None)
+                    key = (up.backbone, None, up.sparsity, None)
                     base = artifact_for(get_backbone(up.backbone), context.seed)
                     if key in jobs or not base.pretrained or _artifact(up, context.seed, context.threads,
                                                                       train=False).reason is None:
                         continue
-                    before = jobs.get((up.backbone, None, _SPARSITY_NAMES.get(recipe_for(level).init)))
+                    before = jobs.get((up.backbone, None, _SPARSITY_NAMES.get(recipe_for(level).init), None))
                     jobs[key] = TrainJob(self.name, up, context.seed, f"upstream pruning of {up.backbone} to "
                                          f"{level:.0%}", needs=before.cell if before else None,
                                          cost=recipe_for(level).steps * 2)
             dense = replace(cell, sparsity="dense")
             for stage, need in ((0, dense), (1, cell)):
-                key = (need.backbone, need.task, need.sparsity)
+                key = (need.backbone, need.task, need.sparsity, need.seed)
                 if key in jobs or (stage == 1 and cell.sparsity == "dense"):
                     continue
                 base = artifact_for(get_backbone(need.backbone), context.seed)
@@ -116,9 +134,11 @@ class Glue(Suite):
                 if _artifact(need, context.seed, context.threads, train=False).reason is None:
                     continue  # cached
                 what = f"sparse transfer to {need.sparsity}" if stage else "fine-tune"
-                first = jobs.get((dense.backbone, dense.task, "dense")) or jobs.get(
-                    (need.backbone, None, need.sparsity))  # one dependency: the teacher, else the upstream model
-                jobs[key] = TrainJob(self.name, need, context.seed, f"{what} of {need.backbone} on {need.task}",
+                first = jobs.get((dense.backbone, dense.task, "dense", dense.seed)) or jobs.get(
+                    (need.backbone, None, need.sparsity, None))  # one dependency: the teacher, else the upstream model
+                seeded = f" (seed {need.seed})" if need.seed is not None else ""
+                jobs[key] = TrainJob(self.name, need, context.seed,
+                                     f"{what} of {need.backbone} on {need.task}{seeded}",
                                      needs=first.cell if stage and first else None,
                                      cost=_steps(get_task(need.task), sparsity_of(need.sparsity)))
         return list(jobs.values())
@@ -160,7 +180,9 @@ def _upstream_chain(level: float) -> list[float]:
 
 
 def _artifact(cell, seed: int, threads: int, train: bool) -> Ready:
+    """The cell's checkpoint: `seed` is the plan's (base weights; the fine-tune's too unless the cell has its own)."""
     base = artifact_for(get_backbone(cell.backbone), seed)
+    tune = seed if cell.seed is None else cell.seed
     if not cell.task and cell.sparsity != "dense":  # an upstream training job's cell
         try:
             return Ready(presparsified(base, sparsity_of(cell.sparsity), threads, build=train))
@@ -177,8 +199,8 @@ def _artifact(cell, seed: int, threads: int, train: bool) -> Ready:
     level = sparsity_of(cell.sparsity)
     try:
         if level:
-            return Ready(finetune.select_sparse(base, task, level, seed, threads, build=train))
-        return Ready(finetune.finetuned(base, task, seed, threads, build=train))
+            return Ready(finetune.select_sparse(base, task, level, tune, threads, build=train))
+        return Ready(finetune.finetuned(base, task, tune, threads, build=train))
     except CellSkipped as exc:
         return Ready(base, str(exc))
     except CellError as exc:

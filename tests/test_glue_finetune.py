@@ -153,6 +153,20 @@ def test_runner_records_glue_metrics_skips_unprepared_tasks_and_resumes(env, rte
     # base weights re-runs once the task is prepared (the fine-tuned artifact changes the run key)
 
 
+def test_with_several_seeds_each_glue_cell_runs_its_own_seeds_fine_tune(env, rte_model, tmp_path, in_process):
+    from bench import runner
+    from bench.plan import plan_from_dict
+
+    plan = plan_from_dict({"matrix": {"backbones": [str(env["base"].path)], "suites": ["glue"], "tasks": ["rte"]},
+                           "glue": {"batch_size": 8, "seeds": [0, 1]}, "run": {"threads": 1}})
+    assert runner.run(plan, tmp_path / "out").ok == 2
+    recs = {r["cell"]["seed"]: r for r in read_json_lines(tmp_path / "out" / "records.jsonl")}
+    assert recs[0]["artifact"]["content_hash"] == rte_model.content_hash  # seed 0 is the plan seed's model
+    assert recs[1]["artifact"]["content_hash"] != rte_model.content_hash
+    assert finetune.finetuned(env["base"], get_task("rte"), seed=1, build=False).content_hash == \
+        recs[1]["artifact"]["content_hash"]
+
+
 def test_a_rerun_elsewhere_reuses_the_same_dev_evaluation_and_says_so(env, rte_model, tmp_path, monkeypatch):
     """The dev score is a pure function of model bytes, runtime versions, machine, threads, code and data:
     a second result directory reuses it (marked, with when it really ran); other threads, --fresh-eval or a

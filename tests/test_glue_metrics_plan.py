@@ -3,6 +3,7 @@ accuracy columns of the report."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 
 import numpy as np
@@ -114,3 +115,51 @@ def test_report_shows_accuracy_and_drop_against_torch_fp32_dense():
 
     table = comparison(frame([rec("fp32", 0.89), rec("int8", 0.88)])).set_index("precision")
     assert table.loc["fp32", "mrpc_f1"] == pytest.approx(89.0) and table.loc["int8", "mrpc_drop"] == pytest.approx(1.0)
+
+
+def test_glue_seeds_give_each_glue_cell_once_per_seed_and_leave_other_cells_and_one_seed_plans_as_they_were():
+    one = _plan(suites=["params", "glue"], tasks=["rte"]).cells()
+    three = plan_from_dict({"matrix": {"backbones": ["minilm-l6-h384"], "suites": ["params", "glue"],
+                                       "tasks": ["rte"]}, "glue": {"seeds": [0, 1, 2]}}).cells()
+    glue = [c for c in three if c.suite == "glue"]
+    assert sorted(c.seed for c in glue) == [0, 1, 2] and all(c.seed is None for c in three if c.suite != "glue")
+    assert glue[1].label.endswith("glue rte seed1")
+    plain = next(c for c in one if c.suite == "glue")
+    assert plain.seed is None and "seed" not in plain.label and "seed" not in plain.identity()
+    assert plain.key() != replace(plain, seed=0).key()  # seed 0 asked for is a cell of its own
+
+
+@pytest.mark.parametrize("seeds", [[], [-1], ["0"], [1, 1], 3])
+def test_bad_glue_seeds_are_one_usage_error(seeds):
+    with pytest.raises(UsageError, match=r"\[glue\] seeds"):
+        plan_from_dict({"glue": {"seeds": seeds}})
+
+
+def test_a_score_over_several_seeds_is_their_median_with_the_range_and_its_interval_pools_every_seed():
+    from bench.cell import Cell
+    from bench.report import glue_scores
+    from bench.report.glue_scores import paired_changes
+    from bench.report.ranking import accuracy_rows
+    from bench.synthetic import MACHINE, glue_predictions
+
+    labels = np.array([0, 1] * 20)
+    rng = np.random.default_rng(0)
+    recs = []
+    for seed, flips in ((0, 2), (1, 4), (2, 6)):  # torch fp32: 95%, 90%, 85% right; int8 one more wrong each
+        ref = labels.copy()
+        ref[:flips] = 1 - ref[:flips]
+        new = ref.copy()
+        new[flips] = 1 - new[flips]
+        for runtime, precision, preds in (("torch", "fp32", ref), ("onnxruntime", "int8", new)):
+            c = Cell("minilm-l6-h384", runtime, precision, "dense", "cpu", "glue", seed=seed)
+            recs.append(glue_predictions(c, "rte", preds, labels))
+    rng.shuffle(recs)
+    df = frame(recs)
+    table, _ = glue_scores(df)
+    by = {r["runtime"]: r["rte accuracy"] for r in table.to_dict("records")}
+    assert by["torch"].startswith("90.00 (median of 3 seeds, 85.00…95.00")
+    assert by["onnxruntime"].startswith("87.50 (median of 3 seeds, 82.50…92.50) (-2.50 pt")
+    change = paired_changes(df)[(MACHINE, "minilm-l6-h384", "onnxruntime", "int8", "dense", "cpu", "rte")]
+    assert change.n == 3 * len(labels) and change.discordant == 3 and change.points == pytest.approx(-2.5)
+    acc = accuracy_rows(df).set_index("runtime")
+    assert acc.loc["onnxruntime", "accuracy"] == pytest.approx(87.5) and acc.loc["onnxruntime", "acc_seeds"] == 3

@@ -15,7 +15,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from bench import __version__, exports
@@ -74,7 +73,7 @@ def key(cell: Cell, artifact: Artifact, machine: str, threads: int, settings: di
         return None
     runtime = get_runtime(cell.runtime)
     form = runtime.form(cell.precision)
-    ident = {"cell": asdict(cell), "model": artifact.content_hash, "threads": threads, "machine": machine,
+    ident = {"cell": cell.identity(), "model": artifact.content_hash, "threads": threads, "machine": machine,
              "form": _form_name(artifact, form), "versions": _versions(runtime.requires),
              "code": _code_hash(cell.runtime), "dev": m["splits"]["dev"]["sha256"],
              "glue": {k: settings.get("glue", {}).get(k) for k in ("batch_size", "max_length")},

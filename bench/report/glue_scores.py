@@ -18,23 +18,60 @@ CHANGE_KEY = ["machine", *ROW, "task"]  # what paired_changes() is keyed by
 BUDGET_PCT = 1.0  # the relative-drop budget the notes hold each interval against (the leaderboard's default)
 
 
+def _seed(value) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def seed_scores(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per machine × configuration × task of the ok GLUE records of pretrained backbones: the headline
+    metric (`metric`), in points, as the median over the row's fine-tuning seeds (`score`), with `seeds` (how
+    many), `low`/`high` (their range) and `per_seed` ({seed: points}; seed None: the plan's own)."""
+    cols = ["machine", *ROW, "task", "metric", "score", "seeds", "low", "high", "per_seed"]
+    if "suite" not in df or "task" not in df or "m.metric" not in df:
+        return pd.DataFrame(columns=cols)
+    sel = df[(df.suite == "glue") & (df.status == "ok") & df.task.notna() & df.pretrained.astype(bool)]
+    groups: dict[tuple, dict] = {}
+    for rec in sel.to_dict("records"):
+        metric = rec.get("m.metric")
+        value = rec.get(f"m.{metric}") if isinstance(metric, str) else None
+        if isinstance(value, int | float) and not isinstance(value, bool) and pd.notna(value):
+            key = (*(rec[k] for k in ("machine", *ROW)), rec["task"], metric)
+            groups.setdefault(key, {})[_seed(rec.get("seed"))] = stats.points(float(value))
+    rows = [(*key, float(np.median(list(v.values()))), len(v), min(v.values()), max(v.values()), v)
+            for key, v in groups.items()]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def seeds_text(row) -> str:
+    """"median of 3 seeds, 84.1…86.0" for a row of several seeds, "" for one."""
+    return f"median of {row.seeds} seeds, {row.low:.2f}…{row.high:.2f}" if row.seeds > 1 else ""
+
+
 def paired_changes(df: pd.DataFrame) -> dict[tuple, stats.PairedChange]:
     """(machine, *ROW, task) → the row's change from the same backbone's reference row on the same dev examples,
     with its paired interval. Only records that kept their predictions, scored against the same labels; a
-    reference row (or a row whose reference is missing) gets none."""
+    reference row (or a row whose reference is missing) gets none. With several fine-tuning seeds, each seed is
+    paired with the reference of the same seed and the pairs of every seed both rows have are pooled (one
+    (seed, example) pair per bootstrap unit), so the interval covers the checkpoints' spread too."""
     if "dev.predictions" not in df or "task" not in df:
         return {}
     sel = df[(df.suite == "glue") & (df.status == "ok") & df.task.notna() & df["dev.predictions"].notna()]
-    recs = {tuple(r[k] for k in CHANGE_KEY): r for r in sel.to_dict("records")}
+    recs: dict[tuple, dict[int | None, dict]] = {}
+    for r in sel.to_dict("records"):
+        recs.setdefault(tuple(r[k] for k in CHANGE_KEY), {})[_seed(r.get("seed"))] = r
     out = {}
-    for k, rec in recs.items():
+    for k, by_seed in recs.items():
         if is_reference(*k[2:5]):
             continue
-        ref = recs.get((k[0], k[1], *REFERENCE_CONFIG.values(), k[5], k[6]))
-        if ref is None or not isinstance(rec.get("m.metric"), str) or ref["dev.labels"] != rec["dev.labels"]:
+        refs = recs.get((k[0], k[1], *REFERENCE_CONFIG.values(), k[5], k[6]), {})
+        pairs = [(refs[s], rec) for s, rec in sorted(by_seed.items(), key=lambda kv: -1 if kv[0] is None else kv[0])
+                 if s in refs and isinstance(rec.get("m.metric"), str) and refs[s]["dev.labels"] == rec["dev.labels"]]
+        if not pairs:
             continue
-        out[k] = _paired(rec["m.metric"], tuple(ref["dev.predictions"]), tuple(rec["dev.predictions"]),
-                         tuple(rec["dev.labels"]))
+        ref_preds = tuple(v for ref, _ in pairs for v in ref["dev.predictions"])
+        new_preds = tuple(v for _, rec in pairs for v in rec["dev.predictions"])
+        labels = tuple(v for _, rec in pairs for v in rec["dev.labels"])
+        out[k] = _paired(pairs[0][1]["m.metric"], ref_preds, new_preds, labels)
     return out
 
 
@@ -60,15 +97,13 @@ def unresolved_notes(changes: dict[tuple, stats.PairedChange], budget_pct: float
 
 
 def glue_columns(df: pd.DataFrame, table: pd.DataFrame) -> None:
-    """Per GLUE task: its headline dev metric in points, and the drop (points) from the same backbone's
-    reference row on the same machine and device, so accuracy sits next to latency and throughput."""
-    sel = df[(df.suite == "glue") & (df.status == "ok")] if "task" in df else df.iloc[0:0]
-    for task in sorted(sel.task.dropna().unique()):
-        rows = sel[sel.task == task]
-        metric = rows["m.metric"].dropna().iloc[0] if "m.metric" in rows else "accuracy"
-        if f"m.{metric}" not in rows:
-            continue
-        values = stats.points(rows.set_index(["machine", *ROW])[f"m.{metric}"].astype(float))
+    """Per GLUE task: its headline dev metric in points (median over seeds), and the drop (points) from the same
+    backbone's reference row on the same machine and device, so accuracy sits next to latency and throughput."""
+    scores = seed_scores(df)
+    for task in sorted(scores.task.unique()):
+        rows = scores[scores.task == task]
+        metric = rows.metric.iloc[0]
+        values = rows.set_index(["machine", *ROW]).score.astype(float)
         ref = reference_values(values)
         table[f"{task}_{metric}"] = values
         table[f"{task}_drop"] = [stats.drop_points(ref.get((m, b, d), np.nan), v)
@@ -80,18 +115,14 @@ def glue_scores(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     backbone's reference row (points and relative %), so what a precision or a sparsity costs reads across a
     row. A backbone with a published row in the catalogue gets it first, and its reference row shows the gap
     to it. Returns the table (empty without GLUE records) and a note per published source."""
-    sel = df[(df.suite == "glue") & (df.status == "ok") & df.pretrained.astype(bool)] if "task" in df else df[:0]
-    sel = sel[sel.task.notna()] if not sel.empty else sel
-    if sel.empty or "m.metric" not in sel:
+    sel = seed_scores(df)
+    if sel.empty:
         return pd.DataFrame(), []
     keys = ["machine", *ROW]
     order = [t for t in TASKS if t in set(sel.task)] + sorted(set(sel.task) - set(TASKS))
-    metric = {t: sel.loc[sel.task == t, "m.metric"].dropna().iloc[0] for t in order}
-    score = {}
-    for rec in sel.to_dict("records"):
-        value = rec.get(f"m.{metric[rec['task']]}")
-        if isinstance(value, int | float) and pd.notna(value):
-            score[(*(rec[k] for k in keys), rec["task"])] = stats.points(float(value))
+    metric = {t: sel.loc[sel.task == t, "metric"].iloc[0] for t in order}
+    score = {(*(getattr(r, k) for k in keys), r.task): r.score for r in sel.itertuples(index=False)}
+    spread = {(*(getattr(r, k) for k in keys), r.task): seeds_text(r) for r in sel.itertuples(index=False)}
     # machine, backbone, device, then the reference row first among its backbone's rows
     configs = sorted({k[:-1] for k in score},
                      key=lambda k: (k[0], k[1], k[5], not is_reference(*k[2:5]), k[2], k[3], k[4]))
@@ -111,7 +142,7 @@ def glue_scores(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 v, ref = score.get((*k, t)), score.get((*ref_key, t))
                 if v is None:
                     continue
-                text = f"{v:.2f}"
+                text = f"{v:.2f}" + (f" ({spread[(*k, t)]})" if spread.get((*k, t)) else "")
                 if is_reference(*k[2:5]):
                     gap = pub.scores.get(t) if pub else None
                     text += f" ({stats.change_points(gap, v):+.2f} vs published)" if gap is not None else ""
@@ -133,4 +164,6 @@ In brackets: the change from the same backbone's {REFERENCE_NAME} row, in points
 the gap to the published row where the catalogue has one. Every row evaluates the same fine-tuned weights
 (sparse rows: the checkpoint pruned during fine-tuning) through its runtime and precision. The interval is a
 paired bootstrap over the same dev examples (95%, relative change); McNemar's exact test asks whether the
-examples only one of the two rows gets right lean one way."""
+examples only one of the two rows gets right lean one way. With several fine-tuning seeds ([glue] seeds) a score
+is the median over seeds with their range, and the interval pools every seed's pairs with the reference of the same
+seed."""

@@ -35,10 +35,11 @@ DROP_INTERVAL = ["acc_drop_low_%", "acc_drop_high_%", "acc_budget"]
 
 
 def accuracy_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per machine × configuration × task: the task's headline metric in points. Random-weight
-    backbones never get an accuracy number: it would measure the seed, not the runtime."""
+    """One row per machine × configuration × task: the task's headline metric in points (the median over its
+    fine-tuning seeds; `acc_seeds` says how many). Random-weight backbones never get an accuracy number: it
+    would measure the seed, not the runtime."""
     if "suite" not in df or "task" not in df:
-        return pd.DataFrame(columns=[*KEYS, "acc_metric", "accuracy"])
+        return pd.DataFrame(columns=[*KEYS, "acc_metric", "accuracy", "acc_seeds"])
     sel = df[(df.suite == "glue") & (df.status == "ok") & df.task.notna() & df.pretrained.astype(bool)]
     rows = []
     for rec in sel.to_dict("records"):
@@ -48,7 +49,9 @@ def accuracy_rows(df: pd.DataFrame) -> pd.DataFrame:
         if metric is None:
             continue
         rows.append({k: rec[k] for k in KEYS} | {"acc_metric": metric, "accuracy": stats.points(rec[f"m.{metric}"])})
-    return pd.DataFrame(rows, columns=[*KEYS, "acc_metric", "accuracy"])
+    out = pd.DataFrame(rows, columns=[*KEYS, "acc_metric", "accuracy"])
+    return (out.groupby([*KEYS, "acc_metric"], sort=False).accuracy.agg(accuracy="median", acc_seeds="size")
+            .reset_index())
 
 
 def _number(value) -> bool:

@@ -51,7 +51,7 @@ def frame(records: list[Record]) -> pd.DataFrame:
         } | runtime_fields(r.runtime) | {f"m.{k}": v for k, v in r.metrics.items() if not isinstance(v, dict | list)}
           | {f"dev.{k}": r.samples.get(k) for k in DEV_SAMPLES if r.cell.suite == "glue"})
     df = pd.DataFrame(rows)
-    keys = ["machine", *ROW, "suite", "batch", "seq_len", "task"]
+    keys = ["machine", *ROW, "suite", "batch", "seq_len", "task", "seed"]
     return df.sort_values("finished").drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
 
