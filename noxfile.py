@@ -39,7 +39,7 @@ CACHE_ENV = {"BENCH_CACHE": str(CACHE), "MXNET_HOME": str(ROOT / ".cache" / "mxn
 RUNTIME_ENVS = {
     "deepsparse": {"extras": "deepsparse", "torch": False},
     "mxnet": {"extras": "mxnet", "torch": False},
-    "torch": {"extras": "torch,onnxruntime,openvino,ray", "torch": True},
+    "torch": {"extras": "torch,onnxruntime,openvino,ray,torchao", "torch": True},
 }
 DRIVER = "torch"
 MXNET_NUMPY = "numpy==1.23.5"  # mxnet 1.9.1 uses np.bool (gone in 1.24): pinned through every later install
@@ -64,7 +64,7 @@ def _install_env(session: nox.Session, extras: str, torch: bool) -> None:
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (torch + onnxruntime env); GPU and DeepSparse tests skip with a reason."""
-    _install_env(session, "torch,onnxruntime,openvino,ray,test", torch=True)
+    _install_env(session, "torch,onnxruntime,openvino,ray,torchao,test", torch=True)
     # export interop check + the leaderboard browser test (drives Debian's chromium; never `playwright install`)
     session.install("pytest-benchmark>=4", "playwright>=1.40")
     session.run("pytest", "-q", *session.posargs, env=CACHE_ENV)

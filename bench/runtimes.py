@@ -81,6 +81,10 @@ RUNTIMES: dict[str, Runtime] = {
         Runtime("torch", "adapters.torch_hf.adapter:TorchHFAdapter", "torch", ("torch", "transformers"),
                 {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "bf16")},
                 peaks="adapters.torch_hf.peak:measure"),
+        # the same HF model with torchao INT8 (dynamic per-token activations, per-channel weights): the library torch
+        # recommends now that torch.ao.quantization is deprecated; beside torch's own int8 row for comparison
+        Runtime("torchao", "adapters.torch_hf.torchao_int8:TorchAOAdapter", "torchao",
+                ("torch", "transformers", "torchao"), {"cpu": ("int8",)}),
         # the same HF model through torch.compile (inductor): compilation happens on the first forward of each shape,
         # so it is recorded as time to first inference, apart from the steady-state timings
         Runtime("torch-compile", "adapters.torch_hf.compiled:TorchCompileAdapter", "torch", ("torch", "transformers"),
