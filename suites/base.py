@@ -70,7 +70,8 @@ class Suite:
 
     def settings_from_record(self, described: dict | None):
         """Back from `describe` to the typed settings (the worker gets them across a process boundary as JSON)."""
-        return self.settings_type(**(described or {}))
+        # JSON gave lists where the settings hold tuples
+        return self.settings_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in (described or {}).items()})
 
     def validate(self, settings, matrix) -> None:
         """UsageError for settings that cannot work with the matrix (beyond the table's own types)."""

@@ -3,6 +3,8 @@ suite, and the GLUE evaluation cache keyed on code by module."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.cell import Cell
@@ -12,19 +14,20 @@ from suites import NAMES, all_suites, get_suite
 
 
 def test_every_suite_gets_back_its_typed_settings_from_what_records_carry():
-    plan = plan_from_dict({"latency": {"seq_lens": [16, 64]}, "glue": {"batch_size": 8},
+    plan = plan_from_dict({"latency": {"seq_lens": [16, 64]}, "glue": {"batch_size": 8, "seeds": [0, 2]},
                            "parity": {"rel_tol": 1e-3}})
     settings = plan.record_settings(threads=2)
     for suite in all_suites():
         typed = plan.settings_of(suite.name)
         assert suite.settings_from_record(settings.get(suite.name)) == typed
+        assert suite.settings_from_record(json.loads(json.dumps(settings.get(suite.name)))) == typed  # as workers
     assert plan.settings_of("latency").seq_lens == (16, 64) and plan.criterion.rel_tol == 1e-3
 
 
 def test_records_carry_each_suites_settings_and_the_runs():
     settings = plan_from_dict({}).record_settings(threads=3)
     assert set(settings) == {"latency", "throughput", "glue", "parity", "threads", "timeout_s", "seed", "isolate",
-                             "rounds", "live_workers"}
+                             "rounds", "live_workers", "pruning"}
     assert settings["parity"]["scale"] == "max|ref|" and settings["threads"] == 3
 
 
