@@ -8,7 +8,6 @@ in the torch runtime's recipe, so the two INT8 rows differ only in the quantizat
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 
 import torch
@@ -17,9 +16,6 @@ from adapters.base import Numerics, Options, ParamCounts
 from adapters.torch_hf.adapter import FP32_HEADS, TorchHFAdapter
 from bench.artifacts import Artifact
 from bench.errors import CellError
-
-# torchao's wheel carries CUDA kernels; on a CPU-only torch it logs one warning per library it cannot load
-logging.getLogger("torchao").setLevel(logging.ERROR)
 
 INT8_RECIPE = ("torchao Int8DynamicActivationInt8WeightConfig: int8 per-channel symmetric weights, per-token "
                "dynamic int8 activations; pooler and classifier fp32")
