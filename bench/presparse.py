@@ -60,9 +60,9 @@ class UpstreamRecipe:
 
 def recipe_for(target: float, path: Path | None = None) -> UpstreamRecipe:
     """The upstream recipe for `target`: [upstream] with [upstream.targets."<target>"] over it."""
-    from bench.glue.recipes import HPARAMS_FILE, load_recipes
+    from bench.glue.recipes import load_recipes, recipe_file
 
-    path = path or HPARAMS_FILE
+    path = recipe_file(path)
     target = check_fraction(target)
     doc = dict(load_recipes(path).get("upstream", {}))
     targets = doc.pop("targets", {})

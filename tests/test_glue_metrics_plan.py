@@ -79,6 +79,18 @@ def test_recipes_come_from_the_preset_file_and_bad_keys_are_refused(tmp_path):
     assert recipes.sparse_recipe_for(get_task("rte"), 0.9).target == 0.9
 
 
+def test_bench_hparams_names_another_recipe_file_for_the_whole_run(tmp_path, monkeypatch):
+    other = tmp_path / "select.toml"
+    other.write_text(recipes.HPARAMS_FILE.read_text().replace('candidates = ["gmp"]',
+                                                               'candidates = ["gmp", "obert", "transfer"]'))
+    monkeypatch.setenv(recipes.HPARAMS_FILE_ENV, str(other))
+    assert recipes.sparse_selection().candidates == ("gmp", "obert", "transfer")
+    assert recipes.hparams_for(get_task("mrpc")).batch_size == 16  # the rest as shipped: same recipes, same keys
+    monkeypatch.setenv(recipes.HPARAMS_FILE_ENV, str(tmp_path / "missing.toml"))
+    with pytest.raises(UsageError, match="missing.toml: unreadable hyper-parameter file"):
+        recipes.hparams_for(get_task("mrpc"))
+
+
 def test_the_cache_key_changes_with_any_part_of_the_recipe():
     base = {"base": "abc", "task": "rte", "hparams": {"lr": 1e-5}, "seed": 0}
     keys = {finetune.recipe_key(base), finetune.recipe_key(base | {"seed": 1}),

@@ -7,6 +7,7 @@ the checkpoint's cache key.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from bench.errors import UsageError
 from bench.glue.tasks import Task
 
 HPARAMS_FILE = Path(__file__).with_name("hparams.toml")
+HPARAMS_FILE_ENV = "BENCH_HPARAMS"  # another recipe file for a whole run (it reaches trainers and Ray nodes too)
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,22 @@ class SparseSelection:
     seed: int = 0
 
 
-def load_recipes(path: Path = HPARAMS_FILE) -> dict:
+def recipe_file(path: Path | None = None) -> Path:
+    """The recipe file: `path`, else $BENCH_HPARAMS, else bench/glue/hparams.toml."""
+    return Path(path or os.environ.get(HPARAMS_FILE_ENV) or HPARAMS_FILE)
+
+
+def load_recipes(path: Path | None = None) -> dict:
+    path = recipe_file(path)
     try:
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{path}: unreadable hyper-parameter file ({exc})") from exc
 
 
-def hparams_for(task: Task, path: Path = HPARAMS_FILE) -> HParams:
-    """[default] overlaid with [tasks.<task>] of the preset file."""
+def hparams_for(task: Task, path: Path | None = None) -> HParams:
+    """[default] overlaid with [tasks.<task>] of the recipe file."""
+    path = recipe_file(path)
     doc = load_recipes(path)
     values = dict(doc.get("default", {})) | dict(doc.get("tasks", {}).get(task.name, {}))
     return from_table(HParams, values, f"{path} [tasks.{task.name}]")
@@ -83,7 +92,8 @@ def hparams_for(task: Task, path: Path = HPARAMS_FILE) -> HParams:
 _SPARSE_TABLES = ("tasks", "select", "candidates")
 
 
-def sparse_selection(path: Path = HPARAMS_FILE) -> SparseSelection:
+def sparse_selection(path: Path | None = None) -> SparseSelection:
+    path = recipe_file(path)
     doc = load_recipes(path).get("sparse", {})
     sel = from_table(SparseSelection, doc.get("select", {}), f"{path} [sparse.select]")
     known = ("gmp", *doc.get("candidates", {}))
@@ -95,9 +105,10 @@ def sparse_selection(path: Path = HPARAMS_FILE) -> SparseSelection:
     return sel
 
 
-def sparse_recipe_for(task: Task, target: float, path: Path = HPARAMS_FILE, candidate: str = "gmp") -> SparseRecipe:
+def sparse_recipe_for(task: Task, target: float, path: Path | None = None, candidate: str = "gmp") -> SparseRecipe:
     """[sparse] with [sparse.tasks.<task>] over it (candidate "gmp"), or [sparse] with [sparse.candidates.<name>]
     and its own [sparse.candidates.<name>.tasks.<task>] over it."""
+    path = recipe_file(path)
     doc = load_recipes(path).get("sparse", {})
     values = {k: v for k, v in doc.items() if k not in _SPARSE_TABLES}
     where = f"{path} [sparse.tasks.{task.name}]"
