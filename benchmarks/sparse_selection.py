@@ -7,8 +7,8 @@ The selection is the harness's own (bench.glue.finetune.select_sparse with every
 trains on train minus a seeded 10% hold-out and is scored there; the winner is the model the glue cells run with
 `[sparse.select] candidates` set to the same list. Dev plays no part in the choice: it is scored afterwards,
 for every candidate, so results/ can show what the choice cost. Training is cached and resumable (a second call
-trains nothing). Runs in the torch environment; one JSON line per (task, target) goes to
-results/glue/sparse-selection/<task>.jsonl (machine fingerprint included).
+trains nothing). Runs in the torch environment; one JSON line per (task, target) is appended to
+results/glue/sparse-selection-<machine fingerprint>/selection-<task>.jsonl (or --out DIR).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ from bench.artifacts import Artifact, artifact_for  # noqa: E402
 from bench.catalogue import get_backbone  # noqa: E402
 from bench.environment import machine_fingerprint  # noqa: E402
 from bench.glue import data, finetune, metrics  # noqa: E402
-from bench.glue.recipes import SparseSelection, hparams_for, sparse_selection  # noqa: E402
+from bench.glue.recipes import hparams_for, sparse_selection  # noqa: E402
 from bench.glue.tasks import get_task  # noqa: E402
 from bench.stats import paired_change  # noqa: E402
 from bench.tokenizer import Tokenizer  # noqa: E402
@@ -59,10 +59,10 @@ def main() -> int:
     ap.add_argument("targets", nargs="+", type=float)
     ap.add_argument("--candidates", default="gmp,obert,transfer")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "glue" / "sparse-selection")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "glue" / f"sparse-selection-{machine_fingerprint()}")
     args = ap.parse_args()
     task = get_task(args.task)
-    sel = SparseSelection(tuple(args.candidates.split(",")), sparse_selection().holdout, sparse_selection().seed)
+    sel = replace(sparse_selection(), candidates=tuple(args.candidates.split(",")))
     base = artifact_for(get_backbone("minilm-l6-h384"))
     if data.task_manifest(task) is None:
         print(data.prepare_hint(task), file=sys.stderr)
@@ -96,7 +96,7 @@ def main() -> int:
                 "command": " ".join(["python", "benchmarks/sparse_selection.py", *sys.argv[1:]]),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "wall_s": time.perf_counter() - started}
-        with open(args.out / f"{task.name}.jsonl", "a", encoding="utf-8") as fh:
+        with open(args.out / f"selection-{task.name}.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, sort_keys=True) + "\n")
         print(f"{task.name} {target:.0%}: chose {record.get('chosen')}", flush=True)
     return 0

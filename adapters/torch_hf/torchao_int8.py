@@ -52,6 +52,5 @@ class TorchAOAdapter(TorchHFAdapter):
         import torchao
 
         info = {k: v for k, v in super().info().items() if k != "quantized_engine"}  # torch.ao's, not used here
-        return info | {"torchao": torchao.__version__, "int8_recipe": INT8_RECIPE,
-                                 "quantized_layers": sum(1 for m in self.model.modules()
-                                                         if hasattr(getattr(m, "weight", None), "qdata"))}
+        layers = sum(1 for m in self.model.modules() if hasattr(getattr(m, "weight", None), "qdata"))
+        return info | {"torchao": torchao.__version__, "int8_recipe": INT8_RECIPE, "quantized_layers": layers}

@@ -25,8 +25,8 @@ def _seed(value) -> int | None:
 def seed_scores(df: pd.DataFrame) -> pd.DataFrame:
     """One row per machine × configuration × task of the ok GLUE records of pretrained backbones: the headline
     metric (`metric`), in points, as the median over the row's fine-tuning seeds (`score`), with `seeds` (how
-    many), `low`/`high` (their range) and `per_seed` ({seed: points}; seed None: the plan's own)."""
-    cols = ["machine", *ROW, "task", "metric", "score", "seeds", "low", "high", "per_seed"]
+    many) and `low`/`high` (their range)."""
+    cols = ["machine", *ROW, "task", "metric", "score", "seeds", "low", "high"]
     if "suite" not in df or "task" not in df or "m.metric" not in df:
         return pd.DataFrame(columns=cols)
     sel = df[(df.suite == "glue") & (df.status == "ok") & df.task.notna() & df.pretrained.astype(bool)]
@@ -37,7 +37,7 @@ def seed_scores(df: pd.DataFrame) -> pd.DataFrame:
         if isinstance(value, int | float) and not isinstance(value, bool) and pd.notna(value):
             key = (*(rec[k] for k in ("machine", *ROW)), rec["task"], metric)
             groups.setdefault(key, {})[_seed(rec.get("seed"))] = stats.points(float(value))
-    rows = [(*key, float(np.median(list(v.values()))), len(v), min(v.values()), max(v.values()), v)
+    rows = [(*key, float(np.median(list(v.values()))), len(v), min(v.values()), max(v.values()))
             for key, v in groups.items()]
     return pd.DataFrame(rows, columns=cols)
 
