@@ -3,6 +3,10 @@ slowdown injected into the torch adapter (its forward then spins for a fixed fra
 in proportion to the forward), with the time each comparison takes.
 
     python benchmarks/gate_live.py [--pairs 20] [--rounds 20] [--slowdowns 0.10,0.05] [--out results/...json]
+                                   [--append]
+
+With --append the comparisons already in --out (same rounds) are kept and --pairs more are added, so a tally can
+be built over several sessions.
 
 Each comparison is `bench live --base code=A --new code=B --preset quick` on git worktrees of HEAD (B patched for
 the slowdowns). Run it on an otherwise idle machine; it takes about a minute per comparison on 2 cores.
@@ -66,9 +70,21 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--slowdowns", default="0.10,0.05")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--append", action="store_true", help="keep the comparisons already in --out and add more")
     args = ap.parse_args()
     fractions = [float(f) for f in args.slowdowns.split(",") if f]
     results: dict[str, list[dict]] = {"A/A": [], **{f"{100 * f:g}% slower": [] for f in fractions}}
+    sessions: list[str] = []
+    if args.append:
+        if args.out is None or not args.out.is_file():
+            sys.exit("gate_live: --append needs an existing --out file")
+        old = json.loads(args.out.read_text())
+        if old.get("rounds") != args.rounds:
+            sys.exit(f"gate_live: {args.out} was measured at {old.get('rounds')} rounds, not {args.rounds}")
+        sessions = list(old.get("sessions", []))
+        for kind, rs in old.get("comparisons", {}).items():
+            results.setdefault(kind, []).extend(rs)
+    began = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="gate-live-") as tmp:
         tmp = Path(tmp)
         trees = {"base": worktree(tmp / "base", None), "same": worktree(tmp / "same", None)}
@@ -88,11 +104,13 @@ def main() -> int:
                       "errors": sum(r["exit"] == 2 for r in rs),
                       "median_seconds": sorted(r["seconds"] for r in rs)[len(rs) // 2] if rs else None}
                for kind, rs in results.items()}
+    sessions.append(f"{began}-{time.strftime('%H:%M', time.gmtime())} UTC (--pairs {args.pairs})")
     for kind, s in summary.items():
         print(f"{kind}: {s['alarms']}/{s['comparisons']} alarmed, {s['errors']} errors, median {s['median_seconds']} s")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"rounds": args.rounds, "preset": "quick", "summary": summary,
+        args.out.write_text(json.dumps({"rounds": args.rounds, "preset": "quick", "sessions": sessions,
+                                        "summary": summary,
                                         "comparisons": results}, indent=1))
     return 0
 
