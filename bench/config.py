@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
-from typing import TypeVar
+from typing import TypeVar, get_args, get_type_hints
 
 from bench.errors import UsageError
 
@@ -17,30 +17,48 @@ T = TypeVar("T")
 
 
 def from_table(cls: type[T], values: dict, where: str) -> T:
-    """`cls` with the table's values over its defaults: lists become tuples, numbers must be finite and >= 0
-    (integers in a list >= 1: lengths and batch sizes)."""
+    """`cls` with the table's values over its defaults: lists become tuples of the field's declared element type,
+    numbers must be finite and >= 0. Integers in a list are >= 1 (lengths and batch sizes) unless the field's
+    metadata says otherwise (`field(metadata={"minimum": 0, "unique": True})`, as seeds)."""
     if not isinstance(values, dict):
         raise UsageError(f"{where} must be a table")
     defaults = {f.name: getattr(cls(), f.name) for f in fields(cls)}
     unknown = set(values) - set(defaults)
     if unknown:
         raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
-    out = {key: _value(defaults[key], value, f"{where}: {key}") for key, value in values.items()}
+    hints = get_type_hints(cls)
+    meta = {f.name: f.metadata for f in fields(cls)}
+    out = {key: _value(defaults[key], value, f"{where}: {key}", hints.get(key), meta[key])
+           for key, value in values.items()}
     try:
         return cls(**out)
     except UsageError as exc:
         raise UsageError(f"{where}: {exc}") from exc
 
 
-def _value(default, value, where: str):
+def _element_type(default: tuple, hint) -> type:
+    """What a tuple field holds: its annotation's element type (`tuple[int, ...]`), else its default's first item's
+    (so an empty default is typed too)."""
+    args = [a for a in get_args(hint) if a is not Ellipsis]
+    if args and isinstance(args[0], type):
+        return args[0]
+    return type(default[0]) if default else str
+
+
+def _value(default, value, where: str, hint=None, meta=None):
+    meta = meta or {}
     if isinstance(default, tuple):
         if not isinstance(value, list) or not value:
             raise UsageError(f"{where} must be a non-empty list")
-        if default and isinstance(default[0], int):
-            return tuple(integer(v, where, minimum=1) for v in value)
-        if not all(isinstance(v, str) for v in value):
+        if _element_type(default, hint) is int:
+            out = tuple(integer(v, where, minimum=meta.get("minimum", 1)) for v in value)
+        elif all(isinstance(v, str) for v in value):
+            out = tuple(value)
+        else:
             raise UsageError(f"{where} must be a list of strings")
-        return tuple(value)
+        if meta.get("unique") and len(set(out)) < len(out):
+            raise UsageError(f"{where}: {list(out)} names an entry twice")
+        return out
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise UsageError(f"{where} must be true or false, got {value!r}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -88,7 +89,12 @@ def main() -> int:
     tok = Tokenizer.from_dir(art.path, vocab_size=art.vocab_size or None)
     work = Path(".cache") / "ds-int8-forms" / art.content_hash[:12]
     work.mkdir(parents=True, exist_ok=True)
-    models, info = {"fp32": fp32}, {}
+    # deepsparse.Engine(..., input_shapes=...) rewrites the file it is given in place: it gets a private copy, so
+    # the cached export keeps the bytes its sidecar's hash names
+    private = work / "fp32.onnx"
+    if not private.is_file() or private.stat().st_size != fp32.stat().st_size:
+        shutil.copy2(fp32, private)
+    models, info = {"fp32": private}, {}
     for name, opts in FORMS.items():
         path = work / f"{name}.onnx"
         if not path.is_file():

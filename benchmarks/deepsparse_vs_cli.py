@@ -35,7 +35,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 from bench import exports
 from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
-from bench.errors import UsageError
+from bench.errors import CellError, UsageError
 from bench.local import default_threads
 from bench.pruning import for_sparsity
 from bench.runtimes import get_runtime
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                          "diff_pct": None if paired is None else 100 * (paired.ratio - 1),
                          "interval_pct": None if paired is None else [100 * (paired.low - 1),
                                                                       100 * (paired.high - 1)]})
-    except UsageError as exc:
+    except (UsageError, CellError) as exc:  # a bad argument, or a cached file missing or modified
         print(f"deepsparse_vs_cli: error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)

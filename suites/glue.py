@@ -13,14 +13,13 @@ fine-tuning (sparse transfer), which is what `pruned80`/`pruned90` mean for a gl
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from bench import exports
 from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
-from bench.config import integer
 from bench.errors import CellError, CellSkipped, UsageError
 from bench.executor import TrainJob
 from bench.glue import data, evalcache, finetune, metrics
@@ -44,26 +43,13 @@ class GlueSettings:
     reuse: bool = True  # reuse a cached dev-set evaluation of the very same computation (bench/glue/evalcache.py)
     # fine-tuning seeds: each glue cell once per seed (its own fine-tune, sparse model and evaluation; the report
     # shows the median and the spread over seeds). (): the plan's seed alone, cells named as before
-    seeds: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = field(default=(), metadata={"minimum": 0, "unique": True})
 
 
 class Glue(Suite):
     name = "glue"
     settings_type = GlueSettings
     own_artifacts = True
-
-    def settings_from_table(self, table: dict, where: str) -> GlueSettings:
-        rest = {k: v for k, v in table.items() if k != "seeds"} if isinstance(table, dict) else table
-        settings = super().settings_from_table(rest, where)
-        if not isinstance(table, dict) or "seeds" not in table:
-            return settings
-        seeds, at = table["seeds"], f"{where} [glue] seeds"
-        if not isinstance(seeds, list) or not seeds:
-            raise UsageError(f"{at} must be a non-empty list of integers >= 0, got {seeds!r}")
-        values = tuple(integer(v, at, minimum=0) for v in seeds)
-        if len(set(values)) < len(values):
-            raise UsageError(f"{at}: {list(values)} names a seed twice")
-        return replace(settings, seeds=values)
 
     def validate(self, settings: GlueSettings, matrix) -> None:
         for t in matrix.tasks:

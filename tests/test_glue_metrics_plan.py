@@ -143,7 +143,7 @@ def test_glue_seeds_give_each_glue_cell_once_per_seed_and_leave_other_cells_and_
 
 @pytest.mark.parametrize("seeds", [[], [-1], ["0"], [1, 1], 3])
 def test_bad_glue_seeds_are_one_usage_error(seeds):
-    with pytest.raises(UsageError, match=r"\[glue\] seeds"):
+    with pytest.raises(UsageError, match=r"\[glue\]: seeds"):
         plan_from_dict({"glue": {"seeds": seeds}})
 
 
