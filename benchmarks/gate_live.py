@@ -5,8 +5,9 @@ in proportion to the forward), with the time each comparison takes.
     python benchmarks/gate_live.py [--pairs 20] [--rounds 20] [--slowdowns 0.10,0.05] [--out results/...json]
                                    [--append]
 
-With --append the comparisons already in --out (same rounds) are kept and --pairs more are added, so a tally can
-be built over several sessions.
+With --append the comparisons already in --out (same rounds, same verdict rule) are kept and --pairs more are
+added, so a tally can be built over several sessions. Each comparison keeps every cell's change, interval, p and
+verdict.
 
 Each comparison is `bench live --base code=A --new code=B --preset quick` on git worktrees of HEAD (B patched for
 the slowdowns). Run it on an otherwise idle machine; it takes about a minute per comparison on 2 cores.
@@ -40,6 +41,14 @@ SLOWED = """    def forward(self, batch: Batch) -> np.ndarray:
         with torch.inference_mode():"""
 
 
+# the verdict rule of bench/gate/live.py these comparisons were judged by; a tally never mixes two rules
+RULE = "p < alpha AND the interval at 1 - alpha reaches the threshold"
+
+# a cell's row of `bench live`'s table: | cell | change | low … high | rounds | p | threshold | verdict |
+ROW = re.compile(r"\| (?P<change>[+-][0-9.]+)% \| (?P<low>[+-][0-9.]+)% … (?P<high>[+-][0-9.]+)% \| \d+ \| "
+                 r"(?P<p>[0-9.e+-]+) \| [0-9.]+% \| (?P<verdict>[A-Za-z ]+) \|")
+
+
 def worktree(where: Path, fraction: float | None) -> Path:
     subprocess.run(["git", "worktree", "add", "--detach", str(where), "HEAD"], cwd=ROOT, check=True,
                    capture_output=True)
@@ -58,9 +67,11 @@ def live(base: Path, new: Path, rounds: int, out: Path) -> dict:
                            "--preset", "quick", "--rounds", str(rounds), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True)
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| minilm")]
-    changes = [float(m.group(1)) for line in rows if (m := re.search(r"\| ([+-][0-9.]+)% \|", line))]
+    cells = [{"change_pct": float(m["change"]), "interval_pct": [float(m["low"]), float(m["high"])],
+              "p": float(m["p"]), "verdict": m["verdict"]} for line in rows if (m := ROW.search(line))]
     return {"exit": proc.returncode, "seconds": round(time.monotonic() - start, 1), "alarm": proc.returncode == 1,
-            "regressions": sum("REGRESSION" in line for line in rows), "changes_pct": changes,
+            "regressions": sum("REGRESSION" in line for line in rows),
+            "changes_pct": [c["change_pct"] for c in cells], "cells": cells,
             "error": proc.stderr.strip().splitlines()[-1] if proc.returncode == 2 else None}
 
 
@@ -81,6 +92,9 @@ def main() -> int:
         old = json.loads(args.out.read_text())
         if old.get("rounds") != args.rounds:
             sys.exit(f"gate_live: {args.out} was measured at {old.get('rounds')} rounds, not {args.rounds}")
+        if old.get("rule") != RULE:
+            before = old.get("rule", "the measured change beyond the threshold AND p < alpha")
+            sys.exit(f"gate_live: {args.out} was judged by another rule ({before}), not {RULE!r}")
         sessions = list(old.get("sessions", []))
         for kind, rs in old.get("comparisons", {}).items():
             results.setdefault(kind, []).extend(rs)
@@ -109,7 +123,7 @@ def main() -> int:
         print(f"{kind}: {s['alarms']}/{s['comparisons']} alarmed, {s['errors']} errors, median {s['median_seconds']} s")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"rounds": args.rounds, "preset": "quick", "sessions": sessions,
+        args.out.write_text(json.dumps({"rounds": args.rounds, "preset": "quick", "rule": RULE, "sessions": sessions,
                                         "summary": summary,
                                         "comparisons": results}, indent=1))
     return 0

@@ -12,7 +12,7 @@ from bench.cell import Cell
 from bench.cli import main
 from bench.errors import UsageError
 from bench.gate.change import IMPROVED, NOT_SIGNIFICANT, REGRESSION, WITHIN
-from bench.gate.live import FAILED, judge, parse_side
+from bench.gate.live import FAILED, judge, parse_side, verdict_of
 from bench.gate.rules import Rules
 from tests.test_rounds import steady  # noqa: F401  (fixture)
 
@@ -32,6 +32,29 @@ def test_a_change_beyond_its_threshold_and_significant_on_paired_rounds_gets_its
     change = judge(CELL, "latency", *rounds(factor, seed=3), Rules())
     assert change.verdict == verdict and change.low <= change.ratio <= change.high
     assert abs(change.change_pct - 100 * (factor - 1)) < 1.5
+
+
+def test_a_slowdown_of_the_thresholds_size_is_a_regression_whether_it_measures_just_above_or_below_it():
+    changes = [judge(CELL, "latency", *rounds(1.05, seed=s, n=20), Rules()) for s in range(20)]
+    assert min(c.change_pct for c in changes) < 5 < max(c.change_pct for c in changes)  # a point rule: a coin flip
+    assert all(c.verdict == REGRESSION for c in changes)
+
+
+@pytest.mark.parametrize(("change", "low", "high", "p", "verdict"), [
+    (4.6, 2.1, 7.2, 0.001, REGRESSION),  # shows a slowdown, cannot rule out 5%
+    (2.0, 1.0, 3.0, 0.001, WITHIN),  # a real slowdown, shown smaller than 5%
+    (6.0, -2.0, 14.0, 0.2, NOT_SIGNIFICANT),  # beyond 5% but the rounds cannot tell
+    (1.0, -3.0, 5.5, 0.5, WITHIN),
+    (-4.6, -7.2, -2.1, 0.001, IMPROVED),
+])
+def test_the_live_rule_needs_significance_and_an_interval_that_reaches_the_threshold(change, low, high, p, verdict):
+    assert verdict_of(change, low, high, p, threshold=5.0, alpha=0.01) == verdict
+
+
+def test_a_real_slowdown_the_rounds_show_to_be_smaller_than_the_threshold_passes():
+    base, new = rounds(1.02, seed=6, n=40)
+    change = judge(CELL, "latency", base, new, Rules())
+    assert change.p < 0.01 and 100 * (change.high - 1) < 5 and change.verdict == WITHIN
 
 
 def test_a_change_the_rounds_cannot_resolve_is_not_significant():

@@ -6,7 +6,11 @@ runs the side's workers: two commits), `python=PATH` (another environment of the
 versions), `backbone=NAME|DIR` (another model: a model before and after a change). Every cell of one side is
 matched with the same cell of the other; per pair, the change is NEW/BASE over the rounds (bench.stats.paired_ratio)
 and the test a paired t-test on the per-round log ratios (bench.stats.paired_log_test). A change is a regression
-when it is worse than the cell's threshold (bench/gate/rules.py) AND p < alpha.
+when it is significant (p < alpha: slower on the rounds) AND its interval at 1 − alpha reaches the cell's threshold
+(bench/gate/rules.py): the rounds show a slowdown and cannot rule out one of the threshold's size. A gate that asked
+the point estimate to exceed the threshold would pass a slowdown of exactly the threshold's size half the time;
+this one passes a real slowdown only when the rounds show it to be smaller than the threshold, and false alarms
+stay at alpha per cell because a significant change is still required.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ def side_cell(cell: Cell, side: Side) -> Cell:
 
 @dataclass(frozen=True)
 class LiveChange:
-    """One matched cell: NEW/BASE time ratio over the rounds, its interval, the paired test and the verdict."""
+    """One matched cell: NEW/BASE time ratio over the rounds, its interval at 1 − alpha (the one the verdict reads),
+    the paired test and the verdict."""
 
     cell: Cell
     kind: str  # latency / throughput
@@ -89,14 +94,24 @@ def judge(cell: Cell, kind: str, base: dict[int, float] | None, new: dict[int, f
     threshold = t.latency_pct if kind == "latency" else t.throughput_pct
     if base is None or new is None:
         return LiveChange(cell, kind, None, None, None, 0, None, threshold, FAILED, why)
-    paired = stats.paired_ratio(new, base)
+    paired = stats.paired_ratio(new, base, confidence=1 - t.alpha)
     if paired is None or paired.rounds < 2:
         return LiveChange(cell, kind, None, None, None, 0, None, threshold, FAILED, "fewer than 2 shared rounds")
     p = stats.paired_log_test(base, new)
-    change = 100 * (paired.ratio - 1)  # time: > 0 is slower for latency and throughput alike
-    verdict = WITHIN if abs(change) <= threshold else (
-        NOT_SIGNIFICANT if p >= t.alpha else (REGRESSION if change > 0 else IMPROVED))
+    verdict = verdict_of(100 * (paired.ratio - 1), 100 * (paired.low - 1), 100 * (paired.high - 1), p, threshold,
+                         t.alpha)
     return LiveChange(cell, kind, paired.ratio, paired.low, paired.high, paired.rounds, p, threshold, verdict)
+
+
+def verdict_of(change: float, low: float, high: float, p: float, threshold: float, alpha: float) -> str:
+    """The live rule on a change in % of time (> 0 slower) with its interval at 1 − alpha: significant and reaching
+    the threshold in its direction → REGRESSION / IMPROVED; significant but shown smaller than the threshold, or
+    not significant and within it → WITHIN; not significant beyond it → NOT_SIGNIFICANT (the rounds cannot tell)."""
+    if p < alpha and change > 0 and high >= threshold:
+        return REGRESSION
+    if p < alpha and change < 0 and low <= -threshold:
+        return IMPROVED
+    return WITHIN if p < alpha or abs(change) <= threshold else NOT_SIGNIFICANT
 
 
 def markdown(changes: list[LiveChange], base: Side, new: Side, rounds: int) -> str:
@@ -105,7 +120,7 @@ def markdown(changes: list[LiveChange], base: Side, new: Side, rounds: int) -> s
         "FAILED" if bad else "no regression")
     lines = [f"{head}: live A/B over {rounds} interleaved rounds, {len(changes)} cells; BASE = {base.describe()}, "
              f"NEW = {new.describe()}", "",
-             "| cell | change (NEW/BASE time) | 95% interval | rounds | p | threshold | verdict |",
+             "| cell | change (NEW/BASE time) | interval (1 − alpha) | rounds | p | threshold | verdict |",
              "|---|---:|---:|---:|---:|---:|---|"]
     order = {REGRESSION: 0, FAILED: 1, IMPROVED: 2, NOT_SIGNIFICANT: 3, WITHIN: 4}
     for c in sorted(changes, key=lambda c: (order.get(c.verdict, 5), -abs(c.change_pct or 0))):
@@ -117,5 +132,6 @@ def markdown(changes: list[LiveChange], base: Side, new: Side, rounds: int) -> s
         lines.append(f"| {label} | {c.change_pct:+.2f}% | {100 * (c.low - 1):+.2f}% … {100 * (c.high - 1):+.2f}% "
                      f"| {c.rounds} | {c.p:.2g} | {c.threshold_pct:g}% | {c.verdict} |")
     lines += ["", "`change`: geometric mean over rounds of NEW's round median / BASE's (time: positive is slower); "
-              "`p`: paired t-test on the per-round log ratios; a REGRESSION is worse than `threshold` AND p < alpha."]
+              "`p`: paired t-test on the per-round log ratios; a REGRESSION is significant (p < alpha) AND its "
+              "interval reaches `threshold` (a slowdown the rounds cannot show to be smaller than the threshold)."]
     return "\n".join(lines) + "\n"
