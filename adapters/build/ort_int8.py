@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -198,9 +199,14 @@ def _search(artifact: Artifact, form: str, source: Path, out: Path, trial: Path)
         return memo[key]
 
     options = calibrations(form)
+    units = _units(weight_matmuls(source), recipe.search_unit)
+    # a search is minutes per checkpoint and runs before any cell: say so, as a fine-tune does
+    kind = form.removeprefix("onnx-int8-")
+    print(f"bench: INT8 {kind} fallback search for {artifact.path.name} on {scorer.n} train examples, at most "
+          f"{len(options) + len(units) + recipe.max_fallback} evaluations"
+          + (f" ({resumed} kept from an interrupted search)" if resumed else ""), file=sys.stderr, flush=True)
     by_calibration = {c: score([], c) for c in options}
     chosen_cal = min(by_calibration, key=lambda c: _rank(by_calibration[c]))
-    units = _units(weight_matmuls(source), recipe.search_unit)
     full = by_calibration[chosen_cal]
     gains = {u: full["distance"] - score(nodes, chosen_cal)["distance"] for u, nodes in units.items()}
     order = sorted(gains, key=lambda u: -gains[u])
@@ -216,6 +222,8 @@ def _search(artifact: Artifact, form: str, source: Path, out: Path, trial: Path)
         chosen, current = [*chosen, u], trial_score
     exclude = [n for c in chosen for n in units[c]]
     write(artifact, form, source, out, exclude, chosen_cal)
+    print(f"bench: INT8 {kind} search for {artifact.path.name} done: {evaluations} evaluations, "
+          f"{len(exclude)} MatMuls kept fp32, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return exclude, chosen_cal, {
         "search_examples": scorer.n, "search_split": "train (disjoint from calibration; never dev)",
         "search_unit": recipe.search_unit, "all_quantized": full,

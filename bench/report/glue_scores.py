@@ -146,10 +146,13 @@ def glue_scores(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 if is_reference(*k[2:5]):
                     gap = pub.scores.get(t) if pub else None
                     text += f" ({stats.change_points(gap, v):+.2f} vs published)" if gap is not None else ""
+                elif (c := changes.get((*k, t))) is not None:
+                    # the change its interval is about: over several seeds the pooled pairs' change, which the
+                    # difference of the two medians need not equal (it can even lie outside the interval)
+                    pooled = "pooled over seeds: " if spread.get((*k, t)) else ""
+                    text += f" ({pooled}{c.points:+.2f} pt, {c.relative_pct:+.2f}%; {interval_text(c)})"
                 elif ref is not None and ref:
-                    c = changes.get((*k, t))
-                    text += (f" ({stats.change_points(ref, v):+.2f} pt, {stats.relative_change_pct(ref, v):+.2f}%"
-                             + (f"; {interval_text(c)}" if c else "") + ")")
+                    text += f" ({stats.change_points(ref, v):+.2f} pt, {stats.relative_change_pct(ref, v):+.2f}%)"
                 row[f"{t} {metric[t]}"] = text
             rows.append(row)
     notes += unresolved_notes(changes)
@@ -165,5 +168,5 @@ the gap to the published row where the catalogue has one. Every row evaluates th
 (sparse rows: the checkpoint pruned during fine-tuning) through its runtime and precision. The interval is a
 paired bootstrap over the same dev examples (95%, relative change); McNemar's exact test asks whether the
 examples only one of the two rows gets right lean one way. With several fine-tuning seeds ([glue] seeds) a score
-is the median over seeds with their range, and the interval pools every seed's pairs with the reference of the same
-seed."""
+is the median over seeds with their range, and the change and its interval pool every seed's pairs with the
+reference of the same seed ("pooled over seeds")."""
