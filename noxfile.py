@@ -126,10 +126,11 @@ def _where(session: nox.Session, preset: str) -> str:
 
 @nox.session(python="3.11")
 def gate(session: nox.Session) -> None:
-    """CI regression gate, live: the merge base of HEAD (a git worktree) against the working tree, the quick matrix's
-    timed cells measured interleaved in one session (`bench live`), so it needs no stored baseline and works on a
-    fresh machine; fails on a regression beyond results/baselines/thresholds.toml that the paired test finds
-    significant. `-- --base REF` compares against REF instead; other arguments go to `bench live`.
+    """CI regression gate, live: the merge base of HEAD (a git worktree) against the working tree, the gate preset's
+    timed cells measured interleaved in one session (`bench live`, 4 worker processes a side), so it needs no stored
+    baseline and works on a fresh machine; fails on a regression beyond results/baselines/thresholds.toml that the
+    test on the processes finds significant. `-- --base REF` compares against REF instead; other arguments go to
+    `bench live`.
     `-- --stored` is the history mode instead: the quick matrix --runs times (default 3) against this machine's
     stored baseline runs (results/baselines/<machine>/run-NN/), with `--update-baseline` / `--add-to-baseline`."""
     _install_env(session, "torch", torch=True)
@@ -144,7 +145,7 @@ def gate(session: nox.Session) -> None:
     shutil.rmtree(tree, ignore_errors=True)
     session.run("git", "worktree", "add", "--detach", str(tree), base, external=True, silent=True)
     try:
-        session.run("bench", "live", "--base", f"code={tree}", "--new", f"code={ROOT}", "--preset", "quick",
+        session.run("bench", "live", "--base", f"code={tree}", "--new", f"code={ROOT}", "--preset", "gate",
                     "--thresholds", str(BASELINES / "thresholds.toml"), "--markdown",
                     str(Path(session.create_tmp()) / "gate.md"), *args, env=CACHE_ENV)
     finally:

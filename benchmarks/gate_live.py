@@ -2,16 +2,16 @@
 slowdown injected into the torch adapter (its forward then spins for a fixed fraction of its own time: work added
 in proportion to the forward), with the time each comparison takes.
 
-    python benchmarks/gate_live.py [--pairs 20] [--rounds 20] [--slowdowns 0.10,0.05] [--preset quick]
-                                   [--out results/...json] [--append]
+    python benchmarks/gate_live.py [--pairs 20] [--rounds 20] [--processes 4] [--slowdowns 0.10,0.05]
+                                   [--preset gate] [--out results/...json] [--append]
 
-With --append the comparisons already in --out (same rounds, same verdict rule) are kept and --pairs more are
-added, so a tally can be built over several sessions. Each comparison keeps every cell's change, interval, p and
-verdict.
+With --append the comparisons already in --out (same rounds, processes, preset and verdict rule) are kept and
+--pairs more are added, so a tally can be built over several sessions. Each comparison keeps every cell's change,
+interval, p and verdict.
 
-Each comparison is `bench live --base code=A --new code=B --preset quick` (or --preset's plan) on git worktrees
-of HEAD (B patched for the slowdowns). Run it on an otherwise idle machine; with the quick preset it takes about a
-minute per comparison on 2 cores.
+Each comparison is `bench live --base code=A --new code=B --preset gate --processes 4` (or --preset's plan) on
+git worktrees of HEAD (B patched for the slowdowns). Run it on an otherwise idle machine; with the gate preset and 4
+processes a side it takes about 4 minutes per comparison on 2 cores (the quick preset, 1 process: about 1).
 """
 
 from __future__ import annotations
@@ -62,10 +62,11 @@ def worktree(where: Path, fraction: float | None) -> Path:
     return where
 
 
-def live(base: Path, new: Path, rounds: int, out: Path, preset: str) -> dict:
+def live(base: Path, new: Path, rounds: int, processes: int, out: Path, preset: str) -> dict:
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "live", "--base", f"code={base}", "--new", f"code={new}",
-                           "--preset", preset, "--rounds", str(rounds), "--out", str(out)],
+                           "--preset", preset, "--rounds", str(rounds), "--processes", str(processes),
+                           "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True)
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| minilm")]
     cells = [{"change_pct": float(m["change"]), "interval_pct": [float(m["low"]), float(m["high"])],
@@ -80,8 +81,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--processes", type=int, default=4, help="worker processes a side (bench live --processes)")
     ap.add_argument("--slowdowns", default="0.10,0.05")
-    ap.add_argument("--preset", default="quick", help="the plan both sides run (a preset name or a TOML file)")
+    ap.add_argument("--preset", default="gate", help="the plan both sides run (a preset name or a TOML file)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--append", action="store_true", help="keep the comparisons already in --out and add more")
     args = ap.parse_args()
@@ -94,6 +96,8 @@ def main() -> int:
         old = json.loads(args.out.read_text())
         if old.get("rounds") != args.rounds:
             sys.exit(f"gate_live: {args.out} was measured at {old.get('rounds')} rounds, not {args.rounds}")
+        if old.get("processes", 1) != args.processes:
+            sys.exit(f"gate_live: {args.out} ran {old.get('processes', 1)} processes a side, not {args.processes}")
         if old.get("preset", "quick") != args.preset:
             sys.exit(f"gate_live: {args.out} ran preset {old.get('preset', 'quick')}, not {args.preset}")
         if old.get("rule") != RULE:
@@ -111,7 +115,8 @@ def main() -> int:
             for i in range(args.pairs):  # the kinds alternate, so drift over the session hits them alike
                 for kind in results:
                     new = trees["same"] if kind == "A/A" else trees[kind]
-                    r = live(trees["base"], new, args.rounds, tmp / "out" / f"{i}-{len(results[kind])}", args.preset)
+                    r = live(trees["base"], new, args.rounds, args.processes,
+                             tmp / "out" / f"{i}-{len(results[kind])}", args.preset)
                     results[kind].append(r)
                     print(f"{kind:12s} {i + 1}/{args.pairs}: exit {r['exit']}, {r['regressions']} regressions, "
                           f"changes {r['changes_pct']}, {r['seconds']} s", flush=True)
@@ -127,7 +132,8 @@ def main() -> int:
         print(f"{kind}: {s['alarms']}/{s['comparisons']} alarmed, {s['errors']} errors, median {s['median_seconds']} s")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"rounds": args.rounds, "preset": args.preset, "rule": RULE,
+        args.out.write_text(json.dumps({"rounds": args.rounds, "processes": args.processes, "preset": args.preset,
+                                        "rule": RULE,
                                         "sessions": sessions, "summary": summary,
                                         "comparisons": results}, indent=1))
     return 0

@@ -27,15 +27,68 @@ def rounds(factor: float, seed: int, n: int = 12) -> tuple[dict, dict]:
     return base, new
 
 
+def one(side: dict) -> list[dict]:
+    return [side]
+
+
+def processes(factor: float, offset_sd: float, seed: int, n: int = 4, rounds_: int = 20) -> tuple[list, list]:
+    """n worker processes a side, every one measured in every round: each carries its own offset (log sd
+    offset_sd) through all its rounds, beneath the rounds' shared drift."""
+    rng = np.random.default_rng(seed)
+    drift = np.exp(rng.normal(0, 0.2, rounds_))
+
+    def side(f):
+        return [{r: f * 0.02 * d * o * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
+                for o in np.exp(rng.normal(0, offset_sd, n))]
+    return side(1.0), side(factor)
+
+
+def test_with_one_process_a_side_a_process_offset_is_taken_for_a_change_and_with_several_it_is_not():
+    alarms_one = alarms_many = 0
+    for s in range(20):
+        base, new = processes(1.0, offset_sd=0.04, seed=s)
+        alarms_one += judge(CELL, "latency", base[:1], new[:1], Rules()).verdict == REGRESSION
+        alarms_many += judge(CELL, "latency", base, new, Rules()).verdict == REGRESSION
+    assert alarms_one >= 5 and alarms_many <= 1
+
+
+def test_several_processes_a_side_still_catch_a_real_slowdown_beyond_their_offsets():
+    caught = [judge(CELL, "latency", *processes(1.15, offset_sd=0.01, seed=s), Rules()) for s in range(10)]
+    assert all(c.verdict == REGRESSION and c.processes == 4 and c.rounds == 20 for c in caught)
+
+
+def test_the_process_test_is_scipys_two_sample_t_test_on_the_processes_mean_log_times():
+    from scipy.stats import ttest_ind
+
+    from bench.stats import process_ratio
+
+    base, new = processes(1.05, offset_sd=0.02, seed=1, n=3)
+    interval, p = process_ratio(new, base, confidence=0.99)
+    means = [np.array([np.log(list(d.values())).mean() for d in side]) for side in (new, base)]
+    assert p == pytest.approx(ttest_ind(*means).pvalue)
+    assert interval.ratio == pytest.approx(np.exp(means[0].mean() - means[1].mean()))
+    assert interval.low < interval.ratio < interval.high and interval.rounds == 20
+
+
+def test_the_process_test_uses_only_rounds_every_process_completed():
+    from bench.stats import process_ratio
+
+    base, new = processes(1.0, offset_sd=0.0, seed=2, n=2)
+    del new[1][19], base[0][0]
+    assert process_ratio(new, base)[0].rounds == 18
+    assert process_ratio(new[:1], base) is None
+
+
 @pytest.mark.parametrize(("factor", "verdict"), [(1.10, REGRESSION), (0.90, IMPROVED), (1.02, WITHIN)])
 def test_a_change_beyond_its_threshold_and_significant_on_paired_rounds_gets_its_verdict(factor, verdict):
-    change = judge(CELL, "latency", *rounds(factor, seed=3), Rules())
+    base, new = rounds(factor, seed=3)
+    change = judge(CELL, "latency", [base], [new], Rules())
     assert change.verdict == verdict and change.low <= change.ratio <= change.high
     assert abs(change.change_pct - 100 * (factor - 1)) < 1.5
 
 
 def test_a_slowdown_of_the_thresholds_size_is_a_regression_whether_it_measures_just_above_or_below_it():
-    changes = [judge(CELL, "latency", *rounds(1.05, seed=s, n=20), Rules()) for s in range(20)]
+    changes = [judge(CELL, "latency", *map(one, rounds(1.05, seed=s, n=20)), Rules()) for s in range(20)]
     assert min(c.change_pct for c in changes) < 5 < max(c.change_pct for c in changes)  # a point rule: a coin flip
     assert all(c.verdict == REGRESSION for c in changes)
 
@@ -53,18 +106,18 @@ def test_the_live_rule_needs_significance_and_an_interval_that_reaches_the_thres
 
 def test_a_real_slowdown_the_rounds_show_to_be_smaller_than_the_threshold_passes():
     base, new = rounds(1.02, seed=6, n=40)
-    change = judge(CELL, "latency", base, new, Rules())
+    change = judge(CELL, "latency", [base], [new], Rules())
     assert change.p < 0.01 and 100 * (change.high - 1) < 5 and change.verdict == WITHIN
 
 
 def test_a_change_the_rounds_cannot_resolve_is_not_significant():
     base, new = rounds(1.10, seed=4, n=3)
     noisy = {r: v * f for (r, v), f in zip(new.items(), (0.8, 1.5, 1.1), strict=True)}
-    assert judge(CELL, "latency", base, noisy, Rules()).verdict == NOT_SIGNIFICANT
+    assert judge(CELL, "latency", [base], [noisy], Rules()).verdict == NOT_SIGNIFICANT
 
 
 def test_a_side_without_results_fails_the_cell():
-    assert judge(CELL, "latency", None, {0: 1.0}, Rules(), "died").verdict == FAILED
+    assert judge(CELL, "latency", None, [{0: 1.0}], Rules(), "died").verdict == FAILED
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -109,10 +162,21 @@ def test_live_gate_catches_a_real_slowdown_and_passes_the_same_model_twice(stead
     (slower / "config.json").write_text(json.dumps(config | {"steady_ms": 4.5}))
     preset = live_preset(tmp_path, steady)
     code = main(["live", "--base", f"backbone={steady}", "--new", f"backbone={slower}", "--preset", str(preset),
-                 "--rounds", "10", "--out", str(tmp_path / "ab")])
+                 "--rounds", "10", "--processes", "2", "--out", str(tmp_path / "ab")])
     out = capsys.readouterr().out
-    assert code == 1 and out.startswith("REGRESSION") and f"| {REGRESSION} |" in out
-    assert all((tmp_path / "ab" / side / "records.jsonl").is_file() for side in ("base", "new"))
+    assert code == 1 and out.startswith("REGRESSION") and f"| {REGRESSION} |" in out and "2 worker processes" in out
+    for side in ("base", "new"):
+        records = [json.loads(line) for line in (tmp_path / "ab" / side / "records.jsonl").read_text().splitlines()]
+        assert sorted(r["runtime"]["live_process"] for r in records) == [0, 1]
     code = main(["live", "--base", f"backbone={steady}", "--new", f"backbone={steady}", "--preset", str(preset),
-                 "--rounds", "8", "--out", str(tmp_path / "aa")])
+                 "--rounds", "8", "--processes", "1", "--out", str(tmp_path / "aa")])
     assert code == 0 and capsys.readouterr().out.startswith("no regression")
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--processes", "0"], "--processes must be >= 1"),
+                                               (["--rounds", "1"], "--rounds must be >= 2")])
+def test_impossible_live_settings_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    code = main(["live", "--base", "backbone=m", "--new", "backbone=m", *args, "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()

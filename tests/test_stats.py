@@ -187,3 +187,23 @@ def test_the_paired_log_test_finds_a_five_percent_slowdown_hidden_in_drift():
     same = {r: d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
     slower = {r: 1.05 * d * (1 + rng.normal(0, 0.01)) for r, d in enumerate(drift)}
     assert paired_log_test(base, slower) < 0.001 and paired_log_test(base, same) > 0.01
+
+
+def test_process_effects_recover_a_per_process_offset_beneath_round_drift():
+    from bench.stats import process_effects
+
+    rng = np.random.default_rng(3)
+    rounds = rng.normal(0, 0.3, 40)  # shared machine state: cancels, whatever its size
+    offsets = rng.normal(0, 0.03, 8)
+    logs = offsets[:, None] + rounds[None, :] + rng.normal(0, 0.02, (8, 40))
+    fx = process_effects(logs)
+    assert fx.p < 1e-6 and 0.015 < fx.between_sd < 0.06 and 0.015 < fx.within_sd < 0.025
+    same = process_effects(rounds[None, :] + rng.normal(0, 0.02, (8, 40)))
+    assert same.p > 0.01 and same.between_sd < 0.01
+
+
+def test_process_effects_need_two_processes_and_two_rounds():
+    from bench.stats import process_effects
+
+    with pytest.raises(ValueError):
+        process_effects(np.zeros((1, 5)))

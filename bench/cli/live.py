@@ -10,6 +10,9 @@ from bench.cli.args import RUNS, _percent
 from bench.errors import UsageError
 
 DEFAULT_ROUNDS = 20
+# worker processes a side: a process's own offset (benchmarks/process_offsets.py) is then the test's error term
+# rather than a change; 4 a side gives the two-sample test 6 degrees of freedom at 4 model loads per variant
+DEFAULT_PROCESSES = 4
 
 
 def add_parsers(sub) -> None:
@@ -21,9 +24,13 @@ def add_parsers(sub) -> None:
         "backbone=NAME|DIR (another model). No stored baseline is needed.")
     live.add_argument("--base", required=True, metavar="SIDE", help="e.g. code=/tmp/merge-base-worktree")
     live.add_argument("--new", required=True, metavar="SIDE", help="e.g. code=. (the working tree)")
-    live.add_argument("--preset", default="quick", help="preset whose timed cells are compared (default: quick)")
+    live.add_argument("--preset", default="gate", help="preset whose timed cells are compared (default: gate)")
     live.add_argument("--rounds", type=int, default=None,
                       help=f"interleaved rounds (default: the preset's [run] rounds, else {DEFAULT_ROUNDS})")
+    live.add_argument("--processes", type=int, default=DEFAULT_PROCESSES,
+                      help=f"worker processes per side and variant, all measured in every round (default "
+                      f"{DEFAULT_PROCESSES}; 1: the paired rounds test, which takes a process's own offset for a "
+                      "change)")
     live.add_argument("--thresholds", type=Path, help="TOML thresholds, as for `bench compare`")
     live.add_argument("--latency-threshold", type=_percent, metavar="PCT", help="%% slower that counts (default 5)")
     live.add_argument("--alpha", type=float, help="significance level of the paired test (default 0.01)")
@@ -55,6 +62,8 @@ def cmd_live(args) -> int:
     rounds = args.rounds if args.rounds is not None else (plan.rounds or DEFAULT_ROUNDS)
     if rounds < 2:
         raise UsageError(f"--rounds must be >= 2 (the paired test needs two rounds), got {rounds}")
+    if args.processes < 1:
+        raise UsageError(f"--processes must be >= 1, got {args.processes}")
     rules = load_rules(args.thresholds).with_defaults(latency_pct=args.latency_threshold, alpha=args.alpha)
     cells = [c for c in plan.cells() if get_suite(c.suite).timed and c.device == "cpu"]
     if not cells:
@@ -62,7 +71,7 @@ def cmd_live(args) -> int:
     out = writable_dir(args.out or RUNS / machine_fingerprint() / f"live-{Path(args.preset).stem}")
     threads = plan.threads or default_threads()
     settings = plan.record_settings(threads) | {"rounds": rounds}
-    variants, index = [], []  # index: (side, cells of the variant in plan order)
+    variants, index = [], []  # index: (side, cells of the variant in plan order, artifact, process)
     for side in (base, new):
         own = [side_cell(c, side) for c in cells]
         prepared = resolve_forms(prepare_artifacts(own, plan, threads), own, plan.criterion)
@@ -74,10 +83,12 @@ def cmd_live(args) -> int:
         for _, group in groupby(own, key=lambda c: (c.backbone, c.runtime, c.precision, c.sparsity, c.device)):
             group = list(group)
             artifact = prepared.artifacts[group[0].backbone, group[0].sparsity]
-            variants.append(interleaving.Variant(group, artifact.summary(), side.python or interpreter(
-                group[0].runtime), side.code))
-            index.append((side, group, artifact))
-    print(f"bench live: {len(cells)} cells x 2 sides in {rounds} interleaved rounds → {out}", file=sys.stderr)
+            for process in range(args.processes):
+                variants.append(interleaving.Variant(group, artifact.summary(), side.python or interpreter(
+                    group[0].runtime), side.code))
+                index.append((side, group, artifact, process))
+    print(f"bench live: {len(cells)} cells x 2 sides x {args.processes} worker processes in {rounds} interleaved "
+          f"rounds → {out}", file=sys.stderr)
     budgets = {_key(c): get_suite(c.suite).budget(plan.settings_of(c.suite)) for c in cells}
     outcomes = {}
     for v, c, outcome in interleaving.interleave(
@@ -87,23 +98,26 @@ def cmd_live(args) -> int:
             raise UsageError(f"--{index[v][0].name}: {variants[v].cells[c].label} did not load: {outcome.reason}")
         outcomes[v, c] = outcome
     environment = describe()
-    medians = {}
-    for (v, c), outcome in outcomes.items():
-        side, group, artifact = index[v]
+    medians, failed = {}, set()  # medians: (side, cell key) -> per-process round medians
+    for (v, c), outcome in sorted(outcomes.items()):
+        side, group, artifact, process = index[v]
         cell = group[c]
-        fields = {"status": outcome.status, "reason": outcome.reason, "runtime": outcome.runtime,
+        fields = {"status": outcome.status, "reason": outcome.reason,
+                  "runtime": outcome.runtime | {"live_process": process},
                   "samples": {"round": outcome.rounds, "kept_s": outcome.samples}}
         if outcome.status == "ok" and outcome.samples:
             result = get_suite(cell.suite).from_samples(cell, outcome.samples, outcome.extra)
             fields |= {"metrics": result.metrics | {"rounds": rounds},
                        "samples": result.samples | {"round": outcome.rounds}}
-            medians[side.name, _key(cell)] = round_medians(outcome.samples, outcome.rounds)
+            medians.setdefault((side.name, _key(cell)), []).append(round_medians(outcome.samples, outcome.rounds))
+        else:
+            failed.add((side.name, _key(cell)))
         append(out / side.name / RECORDS_FILE, Record(cell=cell, settings=settings, environment=environment,
                                                       harness_version="live", **fields))
     changes = []
     for cell in cells:
-        b, n = medians.get(("base", _key(cell))), medians.get(("new", _key(cell)))
-        why = "" if b is not None and n is not None else "a side failed mid-run (see its records)"
+        b, n = (None if (name, _key(cell)) in failed else medians.get((name, _key(cell))) for name in ("base", "new"))
+        why = "" if b is not None and n is not None else "a side's worker failed mid-run (see its records)"
         changes.append(judge(cell, cell.suite, b, n, rules, why))
     table = markdown(changes, base, new, rounds)
     print(table, end="")

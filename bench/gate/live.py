@@ -4,8 +4,13 @@ state, so it needs no stored baseline and holds on a fresh machine.
 A side is the plan's timed cells run with something changed: `code=DIR` (a checkout of this project whose code
 runs the side's workers: two commits), `python=PATH` (another environment of the runtimes: two library
 versions), `backbone=NAME|DIR` (another model: a model before and after a change). Every cell of one side is
-matched with the same cell of the other; per pair, the change is NEW/BASE over the rounds (bench.stats.paired_ratio)
-and the test a paired t-test on the per-round log ratios (bench.stats.paired_log_test). A change is a regression
+matched with the same cell of the other. Each side's variants run in several worker processes (`--processes`, all
+measured in every round), because a process carries an offset of its own through all its rounds (up to 3-5% on some
+cells, benchmarks/process_offsets.py): with one process a side that offset is indistinguishable from a change, and an
+A/A pair alarms. Per cell, the change is NEW/BASE over the processes' mean log round medians and the test a two-sample
+t-test on them (bench.stats.process_ratio: the offsets are its error term); with one process a side, the change is
+over the rounds (bench.stats.paired_ratio) and the test a paired t-test on the per-round log ratios
+(bench.stats.paired_log_test), which assumes no offset. A change is a regression
 when it is significant (p < alpha: slower on the rounds) AND its interval at 1 − alpha reaches the cell's threshold
 (bench/gate/rules.py): the rounds show a slowdown and cannot rule out one of the threshold's size. A gate that asked
 the point estimate to exceed the threshold would pass a slowdown of exactly the threshold's size half the time;
@@ -81,26 +86,35 @@ class LiveChange:
     threshold_pct: float
     verdict: str
     reason: str = ""
+    processes: int = 1  # worker processes a side
 
     @property
     def change_pct(self) -> float | None:
         return None if self.ratio is None else 100 * (self.ratio - 1)
 
 
-def judge(cell: Cell, kind: str, base: dict[int, float] | None, new: dict[int, float] | None, rules: Rules,
-          why: str = "") -> LiveChange:
-    """Verdict for one matched cell from the per-round medians of each side (None: that side failed)."""
+def judge(cell: Cell, kind: str, base: list[dict[int, float]] | None, new: list[dict[int, float]] | None,
+          rules: Rules, why: str = "") -> LiveChange:
+    """Verdict for one matched cell from the per-round medians of each side's worker processes (None: that side
+    failed): the process-level test with two or more processes a side, the paired rounds test with one."""
     t = rules.for_cell(cell)
     threshold = t.latency_pct if kind == "latency" else t.throughput_pct
     if base is None or new is None:
         return LiveChange(cell, kind, None, None, None, 0, None, threshold, FAILED, why)
-    paired = stats.paired_ratio(new, base, confidence=1 - t.alpha)
+    processes = min(len(base), len(new))
+    if processes >= 2:
+        found = stats.process_ratio(new, base, confidence=1 - t.alpha)
+        paired, p = found if found else (None, None)
+    else:
+        paired = stats.paired_ratio(new[0], base[0], confidence=1 - t.alpha)
+        p = stats.paired_log_test(base[0], new[0]) if paired else None
     if paired is None or paired.rounds < 2:
-        return LiveChange(cell, kind, None, None, None, 0, None, threshold, FAILED, "fewer than 2 shared rounds")
-    p = stats.paired_log_test(base, new)
+        return LiveChange(cell, kind, None, None, None, 0, None, threshold, FAILED, "fewer than 2 shared rounds",
+                          processes)
     verdict = verdict_of(100 * (paired.ratio - 1), 100 * (paired.low - 1), 100 * (paired.high - 1), p, threshold,
                          t.alpha)
-    return LiveChange(cell, kind, paired.ratio, paired.low, paired.high, paired.rounds, p, threshold, verdict)
+    return LiveChange(cell, kind, paired.ratio, paired.low, paired.high, paired.rounds, p, threshold, verdict,
+                      processes=processes)
 
 
 def verdict_of(change: float, low: float, high: float, p: float, threshold: float, alpha: float) -> str:
@@ -118,8 +132,9 @@ def markdown(changes: list[LiveChange], base: Side, new: Side, rounds: int) -> s
     bad = [c for c in changes if c.verdict in (REGRESSION, FAILED)]
     head = "REGRESSION" if any(c.verdict == REGRESSION for c in changes) else (
         "FAILED" if bad else "no regression")
-    lines = [f"{head}: live A/B over {rounds} interleaved rounds, {len(changes)} cells; BASE = {base.describe()}, "
-             f"NEW = {new.describe()}", "",
+    processes = max((c.processes for c in changes), default=1)
+    lines = [f"{head}: live A/B over {rounds} interleaved rounds, {len(changes)} cells, {processes} worker "
+             f"process{'es' if processes > 1 else ''} a side; BASE = {base.describe()}, NEW = {new.describe()}", "",
              "| cell | change (NEW/BASE time) | interval (1 − alpha) | rounds | p | threshold | verdict |",
              "|---|---:|---:|---:|---:|---:|---|"]
     order = {REGRESSION: 0, FAILED: 1, IMPROVED: 2, NOT_SIGNIFICANT: 3, WITHIN: 4}
@@ -131,7 +146,10 @@ def markdown(changes: list[LiveChange], base: Side, new: Side, rounds: int) -> s
             continue
         lines.append(f"| {label} | {c.change_pct:+.2f}% | {100 * (c.low - 1):+.2f}% … {100 * (c.high - 1):+.2f}% "
                      f"| {c.rounds} | {c.p:.2g} | {c.threshold_pct:g}% | {c.verdict} |")
-    lines += ["", "`change`: geometric mean over rounds of NEW's round median / BASE's (time: positive is slower); "
-              "`p`: paired t-test on the per-round log ratios; a REGRESSION is significant (p < alpha) AND its "
-              "interval reaches `threshold` (a slowdown the rounds cannot show to be smaller than the threshold)."]
+    how = ("NEW's geometric mean time over its processes and rounds / BASE's (time: positive is slower); `p`: "
+           "two-sample t-test on the processes' mean log times" if processes > 1 else
+           "geometric mean over rounds of NEW's round median / BASE's (time: positive is slower); `p`: paired t-test "
+           "on the per-round log ratios (one process a side: a process's own offset counts as a change)")
+    lines += ["", f"`change`: {how}; a REGRESSION is significant (p < alpha) AND its interval reaches `threshold` "
+              "(a slowdown the measurements cannot show to be smaller than the threshold)."]
     return "\n".join(lines) + "\n"
