@@ -387,6 +387,7 @@ class PairedChange:
     high_pct: float
     mcnemar_p: float | None
     discordant: int | None
+    seeds: int = 1  # fine-tuning seeds pooled: n counts (seed, example) pairs, n / seeds dev examples
 
     def verdict(self, budget_pct: float) -> str:
         """Against a relative-drop budget: "within" (the whole interval), "beyond" (the whole interval) or

@@ -69,8 +69,9 @@ def main() -> int:
             sys.exit(f"process_offsets: process {v}: {cells[c].label}: {out.reason}")
         outcomes[v, c] = out
     result = {"machine": machine_fingerprint(), "cpu": describe().get("cpu", {}), "began": began,
-              "seconds": round(time.monotonic() - start, 1), "preset": args.preset, "processes": args.processes,
-              "rounds": args.rounds, "threads": threads, "env": extra_env, "cells": []}
+              "seconds": round(time.monotonic() - start, 1), "preset": args.preset, "precision": args.precision,
+              "command": " ".join(["python", "benchmarks/process_offsets.py", *sys.argv[1:]]),
+              "processes": args.processes, "rounds": args.rounds, "threads": threads, "env": extra_env, "cells": []}
     for c, cell in enumerate(cells):
         medians = [stats.round_medians(outcomes[v, c].samples, outcomes[v, c].rounds) for v in range(args.processes)]
         logs = np.log([[m[r] for r in range(args.rounds)] for m in medians])

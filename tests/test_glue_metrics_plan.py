@@ -150,7 +150,7 @@ def test_bad_glue_seeds_are_one_usage_error(seeds):
 def test_a_score_over_several_seeds_is_their_median_with_the_range_and_its_change_and_interval_pool_every_seed():
     from bench.cell import Cell
     from bench.report import glue_scores
-    from bench.report.glue_scores import paired_changes
+    from bench.report.glue_scores import paired_changes, unresolved_notes
     from bench.report.ranking import accuracy_rows
     from bench.synthetic import MACHINE, glue_predictions
 
@@ -174,5 +174,8 @@ def test_a_score_over_several_seeds_is_their_median_with_the_range_and_its_chang
     assert by["onnxruntime"].startswith("87.50 (median of 3 seeds, 82.50…92.50) (pooled over seeds: -2.50 pt")
     change = paired_changes(df)[(MACHINE, "minilm-l6-h384", "onnxruntime", "int8", "dense", "cpu", "rte")]
     assert change.n == 3 * len(labels) and change.discordant == 3 and change.points == pytest.approx(-2.5)
+    assert change.seeds == 3
+    note = unresolved_notes({("m", "b", "r", "p", "s", "d", "rte"): change}, budget_pct=1.0)
+    assert note and note[0].startswith("rte (40 dev examples x 3 seeds pooled, one example = 2.50 pt of one seed's")
     acc = accuracy_rows(df).set_index("runtime")
     assert acc.loc["onnxruntime", "accuracy"] == pytest.approx(87.5) and acc.loc["onnxruntime", "acc_seeds"] == 3

@@ -3,6 +3,7 @@ beside what its precision or sparsity costs against the reference configuration.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -71,7 +72,7 @@ def paired_changes(df: pd.DataFrame) -> dict[tuple, stats.PairedChange]:
         ref_preds = tuple(v for ref, _ in pairs for v in ref["dev.predictions"])
         new_preds = tuple(v for _, rec in pairs for v in rec["dev.predictions"])
         labels = tuple(v for _, rec in pairs for v in rec["dev.labels"])
-        out[k] = _paired(pairs[0][1]["m.metric"], ref_preds, new_preds, labels)
+        out[k] = replace(_paired(pairs[0][1]["m.metric"], ref_preds, new_preds, labels), seeds=len(pairs))
     return out
 
 
@@ -90,7 +91,11 @@ def unresolved_notes(changes: dict[tuple, stats.PairedChange], budget_pct: float
     out = []
     for (_m, b, r, p, s, d, t), c in sorted(changes.items()):
         if c.verdict(budget_pct) == "unresolved":
-            out.append(f"{t} ({c.n} dev examples, one example = {100 / c.n:.2f} pt of accuracy): {b} {r} {p} {s} "
+            examples = c.n // c.seeds  # pooled seeds: n counts (seed, example) pairs
+            size = (f"{examples} dev examples x {c.seeds} seeds pooled, one example = {100 / examples:.2f} pt of one "
+                    "seed's accuracy" if c.seeds > 1 else
+                    f"{examples} dev examples, one example = {100 / examples:.2f} pt of accuracy")
+            out.append(f"{t} ({size}): {b} {r} {p} {s} "
                        f"{d} changes by {c.relative_pct:+.2f}%, {interval_text(c)}; the interval spans the "
                        f"−{budget_pct:g}% budget, so this dev set cannot tell whether the row is within it")
     return out
