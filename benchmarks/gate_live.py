@@ -69,7 +69,8 @@ def live(base: Path, new: Path, rounds: int, processes: int, out: Path, preset: 
                            "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True)
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| minilm")]
-    cells = [{"change_pct": float(m["change"]), "interval_pct": [float(m["low"]), float(m["high"])],
+    cells = [{"cell": line.split("|")[1].strip(), "change_pct": float(m["change"]),
+              "interval_pct": [float(m["low"]), float(m["high"])],
               "p": float(m["p"]), "verdict": m["verdict"]} for line in rows if (m := ROW.search(line))]
     return {"exit": proc.returncode, "seconds": round(time.monotonic() - start, 1), "alarm": proc.returncode == 1,
             "regressions": sum("REGRESSION" in line for line in rows),

@@ -88,7 +88,7 @@ def cmd_live(args) -> int:
                     group[0].runtime), side.code))
                 index.append((side, group, artifact, process))
     print(f"bench live: {len(cells)} cells x 2 sides x {args.processes} worker processes in {rounds} interleaved "
-          f"rounds → {out}", file=sys.stderr)
+          f"rounds → {out}; loading {len(variants)} workers first, one after the other", file=sys.stderr)
     budgets = {_key(c): get_suite(c.suite).budget(plan.settings_of(c.suite)) for c in cells}
     outcomes = {}
     for v, c, outcome in interleaving.interleave(
