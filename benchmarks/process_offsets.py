@@ -45,6 +45,8 @@ def main() -> int:
     if args.processes < 2 or args.rounds < 2:
         sys.exit("process_offsets: --processes and --rounds must be >= 2")
     apply_offline_env()
+    if bad := [item for item in args.env if "=" not in item or item.startswith("=")]:
+        sys.exit(f"process_offsets: --env {bad[0]!r}: expected KEY=VALUE")
     extra_env = dict(item.split("=", 1) for item in args.env)
     os.environ.update(extra_env)  # the workers inherit this process's environment (bench/rounds.py)
     plan = load_preset(args.preset)

@@ -1,4 +1,4 @@
-"""Paired accuracy statistics (bench/stats.py): vectorized GLUE metrics that agree with scikit-learn/scipy, the
+"""Paired accuracy statistics (bench/stats/accuracy.py): vectorized GLUE metrics that agree with scikit-learn/scipy, the
 paired bootstrap interval of a row's change from the reference on the same dev examples, McNemar's exact test,
 and the verdict against a relative-drop budget."""
 
