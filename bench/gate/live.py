@@ -5,17 +5,17 @@ A side is the plan's timed cells run with something changed: `code=DIR` (a check
 runs the side's workers: two commits), `python=PATH` (another environment of the runtimes: two library
 versions), `backbone=NAME|DIR` (another model: a model before and after a change). Every cell of one side is
 matched with the same cell of the other. Each side's variants run in several worker processes (`--processes`, all
-measured in every round), because a process carries an offset of its own through all its rounds (up to 3-5% on some
-cells, benchmarks/process_offsets.py): with one process a side that offset is indistinguishable from a change, and an
-A/A pair alarms. Per cell, the change is NEW/BASE over the processes' mean log round medians and the test a two-sample
-t-test on them (bench.stats.process_ratio: the offsets are its error term); with one process a side, the change is
-over the rounds (bench.stats.paired_ratio) and the test a paired t-test on the per-round log ratios
-(bench.stats.paired_log_test), which assumes no offset. A change is a regression
-when it is significant (p < alpha: slower on the rounds) AND its interval at 1 − alpha reaches the cell's threshold
-(bench/gate/rules.py): the rounds show a slowdown and cannot rule out one of the threshold's size. A gate that asked
-the point estimate to exceed the threshold would pass a slowdown of exactly the threshold's size half the time;
-this one passes a real slowdown only when the rounds show it to be smaller than the threshold, and false alarms
-stay at alpha per cell because a significant change is still required.
+measured in every round), because a process carries an offset of its own through all its rounds (a 3.4-6.3% sd
+between processes of torch INT8 at batch 8 on the Zen 4 host, benchmarks/process_offsets.py): with one process a
+side that offset is indistinguishable from a change, and an A/A pair alarms. Per cell, the change is NEW/BASE over
+the processes' mean log round medians and the test a two-sample t-test on them (bench.stats.process_ratio: the
+offsets are its error term); with one process a side, the change is over the rounds (bench.stats.paired_ratio) and
+the test a paired t-test on the per-round log ratios (bench.stats.paired_log_test), which assumes no offset. A
+change is a regression when it is significant (p < alpha: slower on the rounds) AND its interval at 1 − alpha
+reaches the cell's threshold (bench/gate/rules.py): the rounds show a slowdown and cannot rule out one of the
+threshold's size. A gate that asked the point estimate to exceed the threshold would pass a slowdown of exactly the
+threshold's size half the time; this one passes a real slowdown only when the rounds show it to be smaller than the
+threshold, and false alarms stay at alpha per cell because a significant change is still required.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RatioInterval:
-    """A paired ratio over rounds: `ratio` is the geometric mean of the per-round ratios, [low, high] its
-    confidence interval (t-interval on the log ratios), `rounds` how many rounds both sides completed."""
+    """A ratio between two sides: `ratio` is the geometric mean of the per-round ratios, [low, high] its
+    confidence interval (t-interval on the log ratios; from process_ratio, on the processes' mean logs), `rounds`
+    how many rounds both sides (every process) completed."""
 
     ratio: float
     low: float
@@ -92,12 +93,13 @@ def process_effects(log_medians: np.ndarray) -> ProcessEffects:
 
 def process_ratio(numerator: Sequence[dict[int, float]], denominator: Sequence[dict[int, float]],
                   confidence: float = 0.95) -> tuple[RatioInterval, float] | None:
-    """numerator / denominator when each side ran in several worker processes, all measured in the same rounds
-    (the live gate's sides): each process's mean log round median over the rounds every process completed, then a
-    two-sample t-test and t-interval on those process means (df = processes - 2). A process carries its own offset
-    through all its rounds (benchmarks/process_offsets.py), which a test over rounds of one process per side would
-    take for a real change; here the offsets are the error term. Round effects cancel because every process has
-    every shared round. None without two processes a side or two shared rounds; returns (interval, p)."""
+    """numerator / denominator when each side ran in several worker processes, all measured in the same rounds (the
+    live gate's sides): each process's mean log round median over the rounds every process completed, then a
+    two-sample t-test and t-interval on those process means (df = both sides' processes - 2). A process carries
+    its own offset through all its rounds (benchmarks/process_offsets.py), which a test over rounds of one
+    process per side would take for a real change; here the offsets are the error term. Round effects cancel
+    because every process has every shared round. None without two processes a side or two shared rounds;
+    returns (interval, p)."""
     from scipy import stats
 
     if len(numerator) < 2 or len(denominator) < 2:
