@@ -103,16 +103,20 @@ def unresolved_notes(changes: dict[tuple, stats.PairedChange], budget_pct: float
 
 def glue_columns(df: pd.DataFrame, table: pd.DataFrame) -> None:
     """Per GLUE task: its headline dev metric in points (median over seeds), and the drop (points) from the same
-    backbone's reference row on the same machine and device, so accuracy sits next to latency and throughput."""
+    backbone's reference row on the same machine and device, so accuracy sits next to latency and throughput.
+    Where the row has a paired change the drop is that change's (over several seeds: pooled, the statistic its
+    interval is about, which the difference of the two medians need not equal)."""
     scores = seed_scores(df)
+    changes = paired_changes(df)
     for task in sorted(scores.task.unique()):
         rows = scores[scores.task == task]
         metric = rows.metric.iloc[0]
         values = rows.set_index(["machine", *ROW]).score.astype(float)
         ref = reference_values(values)
         table[f"{task}_{metric}"] = values
-        table[f"{task}_drop"] = [stats.drop_points(ref.get((m, b, d), np.nan), v)
-                                 for (m, b, _r, _p, _s, d), v in table[f"{task}_{metric}"].items()]
+        table[f"{task}_drop"] = [-c.points if (c := changes.get((*key, task))) is not None
+                                 else stats.drop_points(ref.get((key[0], key[1], key[5]), np.nan), v)
+                                 for key, v in table[f"{task}_{metric}"].items()]
 
 
 def glue_scores(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -58,7 +58,8 @@ COLUMN_DOCS = [
     ("acc_metric", "the task's headline GLUE metric (accuracy, f1, mcc, pearson)"),
     ("accuracy", "that metric on the dev set, in points (100 × fraction); the median over fine-tuning seeds"),
     ("acc_seeds", "how many fine-tuning seeds that accuracy is the median of ([glue] seeds; 1: the plan's seed)"),
-    ("acc_drop_%", f"relative accuracy drop vs {REFERENCE_NAME} of the same backbone/task (%)"),
+    ("acc_drop_%", f"relative accuracy drop vs {REFERENCE_NAME} of the same backbone/task (%); with several "
+                   "seeds pooled over them, as its interval"),
     ("acc_drop_low_%", "lower end of that drop's paired-bootstrap 95% interval over the same dev examples"),
     ("acc_drop_high_%", "upper end of that interval"),
     ("acc_budget", "the interval against the budget: within, beyond, or unresolved (this dev set cannot tell); "

@@ -130,13 +130,17 @@ def _drops(table: pd.DataFrame) -> list[float]:
 
 def _drop_intervals(table: pd.DataFrame, changes: dict, budget_pct: float) -> None:
     """The paired 95% interval of each row's relative drop (bench.report.glue_scores.paired_changes) and its
-    verdict against the budget: within / beyond (the whole interval) or unresolved (it spans the budget)."""
-    low, high, verdict = [], [], []
-    for row in table[CHANGE_KEY].itertuples(index=False):
+    verdict against the budget: within / beyond (the whole interval) or unresolved (it spans the budget). A row
+    with an interval takes its drop from the same change, so that over several seeds the drop is the pooled one
+    the interval is about (the difference of the two medians can lie outside it)."""
+    drop, low, high, verdict = [], [], [], []
+    for row, point in zip(table[CHANGE_KEY].itertuples(index=False), table["acc_drop_%"], strict=True):
         c = changes.get(tuple(row))
+        drop.append(-c.relative_pct if c else point)
         low.append(-c.high_pct if c else np.nan)  # a drop is a negative change: the interval turns over
         high.append(-c.low_pct if c else np.nan)
         verdict.append(c.verdict(budget_pct) if c else "")
+    table["acc_drop_%"] = drop
     table["acc_drop_low_%"], table["acc_drop_high_%"], table["acc_budget"] = low, high, verdict
 
 

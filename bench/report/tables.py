@@ -229,4 +229,5 @@ the worker's peak resident memory over the row's speed suites (loading included)
 encode + first forward at batch 1 × 128, the smallest over the row's timed cells; `fused_ops` op types the runtime's
 optimizer fused into, with counts (ONNX Runtime); `cells` cell statuses of the row; † an unmaintained runtime
 (footnote under the table). GLUE: `<task>_<metric>` the task's headline dev metric in points (accuracy; f1 for MRPC,
-mcc for CoLA, pearson for STS-B), `<task>_drop` points below the {REFERENCE_NAME} row (negative: higher)."""
+mcc for CoLA, pearson for STS-B; the median over fine-tuning seeds), `<task>_drop` points below the
+{REFERENCE_NAME} row (negative: higher; with several seeds the change pooled over them, as in the GLUE table)."""
