@@ -4,8 +4,9 @@ Why: a harness number is only worth publishing if a tool its vendor ships agrees
 runtime:precision:sparsity given, this runs one harness latency cell (runner: own subprocess, latency suite,
 real text, batch 1) and `deepsparse.benchmark -s sync` with the matching engine (`-e deepsparse` or
 `-e onnxruntime`) on the same cached file, the same shapes and the same cores, interleaved: in each of
---rounds rounds every variant's harness block (a live worker, model loaded once, as `bench run` rounds measure)
-and its `deepsparse.benchmark` run come back to back in a random order, so both see the same machine. It prints
+--rounds rounds every variant's harness block (by default a worker process started for the round, as the CLI
+starts one: see HarnessSide) and its `deepsparse.benchmark` run come back to back in a random order, so both see
+the same machine. It prints
 the per-round ratio harness/CLI (geometric mean, 95% interval). Run it in the deepsparse environment after the
 torch environment has exported the models, e.g.
 
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 from bench import exports
 from bench.artifacts import artifact_for
 from bench.catalogue import get_backbone
+from bench.environment import machine_fingerprint
 from bench.errors import CellError, UsageError
 from bench.local import default_threads
 from bench.pruning import for_sparsity
@@ -58,6 +61,39 @@ def harness_worker(base, runtime: str, precision: str, sparsity: str, seq_len: i
         worker.close()
         raise UsageError(f"{runtime} {precision} {sparsity}: {answer['error']}")
     return worker
+
+
+def add_worker_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", choices=["fresh", "live"], default="fresh",
+                   help="harness side: a new worker process every round, as the vendor tool starts one (fresh, "
+                        "default), or one live worker for all rounds (live)")
+
+
+class HarnessSide:
+    """The harness side of one variant. A vendor tool starts a process per run, so by default (`fresh`) the
+    harness too starts a new worker for every round (loaded before its block, never inside it): a worker process
+    carries an offset of its own (sd 3.4-6.3% for ONNX Runtime INT8 on the Zen 4 host,
+    results/benchmarks/process_offsets-*.json) that one live worker would add to every round of its side alone,
+    while the tool's side averages it out. `live` keeps one worker for every round, as `bench run` rounds do."""
+
+    def __init__(self, start, fresh: bool):
+        self.start, self.fresh = start, fresh
+        self.worker, self.used = start(), False  # started once up front: a variant that cannot load fails first
+
+    def block(self, seconds: float) -> dict:
+        if self.fresh and self.used:
+            self.close()
+            try:
+                self.worker = self.start()
+            except UsageError as exc:  # this round's worker did not load: the round fails, the next tries again
+                return {"status": "failed", "reason": str(exc)}
+        first, self.used = self.fresh or not self.used, True
+        return harness_block(self.worker, seconds, first)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
 
 def harness_block(worker, seconds: float, first: bool) -> dict:
@@ -104,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random orders")
     p.add_argument("--out", type=Path, default=Path("bench-results") / "deepsparse-vs-cli")
+    add_worker_option(p)
     args = p.parse_args(argv)
     threads = args.threads or default_threads()
     try:
@@ -119,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                 if form is None:
                     raise UsageError(f"{runtime} has no ONNX form for precision {precision!r}")
                 models.append(exports.ready_file(for_sparsity(base, sparsity), form))
-                workers.append(harness_worker(base, runtime, precision, sparsity, args.seq_len, threads, Path(tmp), i))
+                workers.append(HarnessSide(partial(harness_worker, base, runtime, precision, sparsity, args.seq_len,
+                                                   threads, Path(tmp), i), args.workers == "fresh"))
             try:
                 for r in range(args.rounds):
                     for i in rng.permutation(len(variants)):
@@ -127,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                         engine = "deepsparse" if runtime == "deepsparse" else "onnxruntime"
                         pair = {}
                         for side in rng.permutation(["harness", "cli"]):
-                            pair[side] = harness_block(workers[i], args.time, r == 0) if side == "harness" else \
+                            pair[side] = workers[i].block(args.time) if side == "harness" else \
                                 cli_median(models[i], engine, args.seq_len, threads, args.time, Path(tmp))
                         blocks[variants[i]].append(pair)
                         print(f"round {r + 1}/{args.rounds} {runtime} {precision} {sparsity}: harness "
@@ -151,11 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepsparse_vs_cli: error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"backbone": args.backbone, "seq_len": args.seq_len, "batch": 1, "threads": threads,
-               "seconds": args.time, "rounds": args.rounds, "rows": rows}
+    summary = {"machine": machine_fingerprint(), "backbone": args.backbone, "seq_len": args.seq_len, "batch": 1,
+               "threads": threads, "seconds": args.time, "rounds": args.rounds, "workers": args.workers,
+               "command": " ".join(sys.argv), "rows": rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(f"\n{args.backbone}, batch 1, seq {args.seq_len}, {threads} cores, -s sync, {args.rounds} interleaved rounds "
-          f"of {args.time:g} s a side\n")
+          f"of {args.time:g} s a side, harness workers {args.workers}\n")
     print(f"| runtime | precision | sparsity | harness / deepsparse.benchmark | 95% interval | within {AGREE_PCT:g}% |")
     print("|---|---|---|---|---|---|")
     for r in rows:

@@ -1,8 +1,9 @@
 """The harness's OpenVINO medians vs OpenVINO's own `benchmark_app` on the same file, shapes, threads and precision.
 
 Why: OpenVINO ships the tool its users trust; a harness OpenVINO row is only worth publishing if benchmark_app
-agrees with it. For each precision:sparsity given, one harness latency variant (a live worker from
-bench/rounds_worker.py, model loaded once, as `bench run` rounds measure) and `benchmark_app -api sync -hint none
+agrees with it. For each precision:sparsity given, one harness latency variant (a worker from
+bench/rounds_worker.py, by default started anew each round as benchmark_app starts a process: see
+deepsparse_vs_cli.HarnessSide) and `benchmark_app -api sync -hint none
 -nstreams 1 -nthreads T -pin YES -shape [B,S] -infer_precision P` on the cached file the harness runs are measured
 interleaved: in each round every variant's harness block and its benchmark_app run come back to back in a random
 order (`-hint latency` resolves to the same settings, but benchmark_app takes -nstreams/-nthreads/-pin only with
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,7 @@ from bench.runtimes import get_runtime
 from bench.stats import paired_ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deepsparse_vs_cli import harness_block, harness_worker  # the same live-worker protocol
+from deepsparse_vs_cli import HarnessSide, add_worker_option, harness_worker  # the same worker protocol
 
 DEFAULT_VARIANTS = "fp32:dense,bf16:dense,int8-static:dense"
 AGREE_PCT = 3.0
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("bench-results") / "openvino-vs-benchmark-app")
+    add_worker_option(p)
     args = p.parse_args(argv)
     threads = args.threads or default_threads()
     from adapters.openvino_runtime import SPARSE_RATE
@@ -102,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 if form is None:
                     raise UsageError(f"openvino has no model form for precision {precision!r}")
                 models.append(exports.ready_file(for_sparsity(base, sparsity), form))
-                workers.append(harness_worker(base, "openvino", precision, sparsity, args.seq_len, threads,
-                                              Path(tmp), i))
+                workers.append(HarnessSide(partial(harness_worker, base, "openvino", precision, sparsity,
+                                                   args.seq_len, threads, Path(tmp), i), args.workers == "fresh"))
             try:
                 for r in range(args.rounds):
                     for i in rng.permutation(len(variants)):
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                         rate = SPARSE_RATE if precision == "int8-static" and sparsity != "dense" else None
                         pair = {}
                         for side in rng.permutation(["harness", "app"]):
-                            pair[side] = harness_block(workers[i], args.time, r == 0) if side == "harness" else \
+                            pair[side] = workers[i].block(args.time) if side == "harness" else \
                                 app_median(models[i], precision, 1, args.seq_len, threads, args.time, rate,
                                            Path(tmp))
                         if pair["app"]["status"] != "ok" and r == 0:  # a tool that does not run: say so once
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     import openvino as ov
 
     summary = {"backbone": args.backbone, "seq_len": args.seq_len, "batch": 1, "threads": threads,
-               "seconds": args.time, "rounds": args.rounds, "machine": machine_fingerprint(),
+               "seconds": args.time, "rounds": args.rounds, "workers": args.workers, "machine": machine_fingerprint(),
                "openvino": ov.get_version(), "rows": rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(f"\n{args.backbone}, batch 1, seq {args.seq_len}, {threads} threads, sync, {args.rounds} interleaved rounds "
