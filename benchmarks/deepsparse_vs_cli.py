@@ -6,9 +6,8 @@ real text, batch 1) and `deepsparse.benchmark -s sync` with the matching engine 
 `-e onnxruntime`) on the same cached file, the same shapes and the same cores, interleaved: in each of
 --rounds rounds every variant's harness block (by default a worker process started for the round, as the CLI
 starts one: see HarnessSide) and its `deepsparse.benchmark` run come back to back in a random order, so both see
-the same machine. It prints
-the per-round ratio harness/CLI (geometric mean, 95% interval). Run it in the deepsparse environment after the
-torch environment has exported the models, e.g.
+the same machine. It prints the per-round ratio harness/CLI (geometric mean, 95% interval). Run it in the
+deepsparse environment after the torch environment has exported the models, e.g.
 
     NM_DISABLE_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 BENCH_CACHE=.cache/backbone-bench \\
         .nox/bench-family-deepsparse/bin/python benchmarks/deepsparse_vs_cli.py --backbone bert-base-uncased

@@ -3,8 +3,8 @@
 Why: OpenVINO ships the tool its users trust; a harness OpenVINO row is only worth publishing if benchmark_app
 agrees with it. For each precision:sparsity given, one harness latency variant (a worker from
 bench/rounds_worker.py, by default started anew each round as benchmark_app starts a process: see
-deepsparse_vs_cli.HarnessSide) and `benchmark_app -api sync -hint none
--nstreams 1 -nthreads T -pin YES -shape [B,S] -infer_precision P` on the cached file the harness runs are measured
+deepsparse_vs_cli.HarnessSide) and `benchmark_app -api sync -hint none -nstreams 1 -nthreads T -pin YES
+-shape [B,S] -infer_precision P` on the cached file the harness runs are measured
 interleaved: in each round every variant's harness block and its benchmark_app run come back to back in a random
 order (`-hint latency` resolves to the same settings, but benchmark_app takes -nstreams/-nthreads/-pin only with
 `-hint none`, so those are given instead). benchmark_app fills inputs with its own random data; a dense BERT does
